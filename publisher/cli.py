@@ -1,0 +1,64 @@
+"""The ``publisher`` program: parses arguments, calls the library, maps errors to exit codes.
+
+Each command lives in ``publisher/commands/<name>.py`` with ``register(subparsers)``; this
+module only wires them up and turns every ``PublisherError`` into one line on stderr and
+its exit code (2 for bad input, 1 for environment failures), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from publisher import __version__
+from publisher.errors import PublisherError
+
+COMMANDS = ("plan", "build", "quantize", "card", "publish", "release", "catalog", "hub", "demo")
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="publisher",
+        description="Turn recipe files into merged, FP8-quantized, carded and published models.",
+    )
+    parser.add_argument("--version", action="version", version=f"publisher {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"publisher.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"publisher.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except PublisherError as e:
+        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        return e.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]; rerun the same command to resume")
+        return 130
+    return int(code or 0)
+
+
+def run() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""One module per ``publisher`` subcommand, each exposing ``register(subparsers)``."""
