@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from publisher import __version__
 from publisher.errors import PublisherError
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except PublisherError as e:
-        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}")
         return e.exit_code
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]; rerun the same command to resume")
