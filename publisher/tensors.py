@@ -14,6 +14,7 @@ when complete, so a shard file that exists is a whole shard.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -188,7 +189,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
             nbytes=expected,
         )
     spans.sort()
-    for (b0, e0, n0), (b1, _e1, n1) in zip(spans, spans[1:], strict=False):
+    for (_b0, e0, n0), (b1, _e1, n1) in itertools.pairwise(spans):
         if b1 < e0:
             raise TensorFileError(
                 f"tensors {n0} and {n1} overlap in the data section", where=str(path)

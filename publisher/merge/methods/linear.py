@@ -10,7 +10,14 @@ from __future__ import annotations
 import torch
 
 from publisher.merge.methods.common import common_submatrix, row_bands
-from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, is_bool, is_number, register
+from publisher.merge.methods.registry import (
+    MergeMethod,
+    Param,
+    TensorJob,
+    is_bool,
+    is_number,
+    register,
+)
 
 
 def linear(job: TensorJob) -> torch.Tensor:
