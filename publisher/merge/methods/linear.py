@@ -10,7 +10,14 @@ from __future__ import annotations
 import torch
 
 from publisher.merge.methods.common import common_submatrix, row_bands
-from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, is_bool, is_number, register
+from publisher.merge.methods.registry import (
+    MergeMethod,
+    Param,
+    TensorJob,
+    is_bool,
+    is_number,
+    register,
+)
 
 
 def linear(job: TensorJob) -> torch.Tensor:
@@ -37,6 +44,7 @@ register(
         params=(Param("normalize", True, is_bool),),
         model_params=(Param("weight", check=is_number),),
         min_models=1,
+        workspace=0.2,
         pretty_name="Linear",
         reference_url="https://arxiv.org/abs/2203.05482",
     )
