@@ -97,6 +97,24 @@ MethodFn = Callable[[TensorJob], torch.Tensor]
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A recipe a method cannot run: which parameter, what is wrong, how to fix it."""
+
+    param: str
+    message: str
+    fix: str
+
+
+# check(non_base_count, has_base, params, model_params of the non-base models) -> Problem | None.
+# Called with evaluated (per-tensor) values, so it sees what the method will see.
+MethodCheck = Callable[[int, bool, dict[str, Any], list[dict[str, Any]]], Problem | None]
+
+
+def same_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype
+
+
+@dataclass(frozen=True)
 class MergeMethod:
     name: str
     fn: MethodFn
@@ -111,6 +129,11 @@ class MergeMethod:
     workspace: float = 2.0
     pretty_name: str = ""
     reference_url: str = ""
+    # Cross-parameter / structural validation beyond single values (None: nothing to check).
+    check: MethodCheck | None = None
+    # The dtype mergekit's method returns for inputs of a dtype (written unless out_dtype is set):
+    # most return the input dtype; ramplus_tl and arcee_fusion promote to float32.
+    result_dtype: Callable[[torch.dtype], torch.dtype] = same_dtype
 
     def param(self, name: str) -> Param | None:
         for p in (*self.params, *self.model_params):
