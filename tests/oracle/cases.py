@@ -117,8 +117,7 @@ CASES: dict[str, dict[str, Any]] = {
     "task_arithmetic_gradient_normalize_lambda": {
         "merge_method": "task_arithmetic",
         "base_model": f"{BF16}/base",
-        "models": [_m(BF16, "base")]
-        + _fts(BF16, {"weight": [{"filter": "self_attn", "value": [0.2, 1.0]}, {"value": 0.7}]}, {"weight": 0.4}),
+        "models": [_m(BF16, "base"), *_fts(BF16, {"weight": [{"filter": "self_attn", "value": [0.2, 1.0]}, {"value": 0.7}]}, {"weight": 0.4})],
         "parameters": {"normalize": True, "lambda": 1.3},
         "dtype": "bfloat16",
     },

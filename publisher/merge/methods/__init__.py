@@ -11,7 +11,14 @@ from publisher.merge.methods import (
     swap,
     task_arithmetic,
 )
-from publisher.merge.methods.registry import REGISTRY, MergeMethod, Param, Problem, TensorJob, get_method
+from publisher.merge.methods.registry import (
+    REGISTRY,
+    MergeMethod,
+    Param,
+    Problem,
+    TensorJob,
+    get_method,
+)
 
 __all__ = [
     "REGISTRY",

@@ -12,7 +12,14 @@ from typing import Any
 import torch
 
 from publisher.merge.methods.common import split_base
-from publisher.merge.methods.registry import MergeMethod, Param, Problem, TensorJob, is_bool, register
+from publisher.merge.methods.registry import (
+    MergeMethod,
+    Param,
+    Problem,
+    TensorJob,
+    is_bool,
+    register,
+)
 
 
 def model_stock(job: TensorJob) -> torch.Tensor:

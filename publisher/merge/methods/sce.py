@@ -10,7 +10,14 @@ from __future__ import annotations
 import torch
 
 from publisher.merge.methods.common import split_base
-from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, in_range, is_bool, register
+from publisher.merge.methods.registry import (
+    MergeMethod,
+    Param,
+    TensorJob,
+    in_range,
+    is_bool,
+    register,
+)
 from publisher.merge.methods.task_arithmetic import consensus_mask
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from publisher.errors import MergeError
 from publisher.merge.methods.common import aligned, float_dtype, split_base
 from publisher.merge.methods.registry import (
     MergeMethod,
@@ -22,7 +23,6 @@ from publisher.merge.methods.registry import (
     non_negative,
     register,
 )
-from publisher.errors import MergeError
 
 # -- NuSLERP ---------------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ def _gta_check(non_base: int, has_base: bool, params: dict[str, Any], model_para
     for p in model_params:
         eps = p.get("epsilon")
         d = p.get("density")
-        if eps is not None and d is not None and d < 1 and not (0 < d - eps and d + eps < 1):
+        if eps is not None and d is not None and d < 1 and not (d - eps > 0 and d + eps < 1):
             return Problem(
                 "epsilon",
                 f"density ± epsilon must stay inside (0, 1), got density {d} and epsilon {eps}",
