@@ -305,7 +305,7 @@ class Planner:
         problem = self.method.check(len(others), base_pos is not None, params, others)
         if problem is not None:
             raise RecipeError(
-                f"{self.method.name}: {problem.param}: {problem.message} (tensor {out_name})",
+                f"{problem.message} ({self.method.name}, tensor {out_name})",
                 where=f"{self.loaded.where()}: {problem.param}",
                 fix=problem.fix,
             )
