@@ -8,10 +8,11 @@
   magnitude rank within its row, from ``density - epsilon`` to ``density + epsilon``.
 
 The deterministic ones reproduce mergekit 0.1.5 bit for bit, tie-breaking included (they
-rank with the same torch sort over float32 magnitudes). The random ones draw from
-generators seeded by (recipe seed, tensor name, model index, fixed chunk number), so the
-mask is the same on every machine, for any thread count and tensor order; mergekit draws
-from a global RNG instead, so its masks are no target.
+rank with the same torch sort over float32 magnitudes). The random ones draw from PCG64
+streams seeded by (recipe seed, tensor name, model index, fixed chunk number), so the mask
+is the same on every machine, for any thread count and tensor order; mergekit draws from a
+global RNG instead, so its masks are no target. (PCG64's raw output, not torch's mt19937:
+it is several times faster, and DARE draws one number per parameter of every fine-tune.)
 
 ``rescale`` matches the L1 norm of the kept elements to the whole vector's (mergekit's
 ``rescale: true``); for a random mask that factor is about 1/density.
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from publisher.merge.methods.common import flat_chunks
 
-# salt -> generator, e.g. TensorJob.generator
-GeneratorFor = Callable[[str], torch.Generator]
+# salt -> 63-bit seed, e.g. TensorJob.stream_seed
+SeedFor = Callable[[str], int]
+RESCALE_EPS = 1e-7
 
 
 def rescale_l1(tensor: torch.Tensor, masked: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -72,44 +75,55 @@ def magnitude_outliers(tensor: torch.Tensor, density: float, gamma: float, *, re
     return _apply(tensor, mask.reshape(tensor.shape), rescale)
 
 
-def _l1_factor(tensor: torch.Tensor, masked: torch.Tensor, eps: float = 1e-7) -> float | None:
-    """before/after L1 norms, accumulated in float64 over fixed chunks (exact enough, order-free)."""
-    flat_t, flat_m = tensor.reshape(-1), masked.reshape(-1)
-    before = after = 0.0
-    for _, c in flat_chunks(flat_t.numel()):
-        before += float(flat_t[c].abs().sum(dtype=torch.float64))
-        after += float(flat_m[c].abs().sum(dtype=torch.float64))
-    if before < eps or after < eps:
-        return None
-    return before / after
+def uniform_bits(count: int, seed: int) -> np.ndarray:
+    """``count`` uniform 32-bit words from a PCG64 stream (numpy's bit stream is stable across
+    versions and platforms; we read its raw 64-bit output, two words per draw)."""
+    raw = np.random.PCG64(seed).random_raw((count + 1) // 2)
+    return raw.view(np.uint32)[:count]
 
 
-def random_mask(shape: torch.Size, density: float, generator_for: GeneratorFor, salt: str) -> torch.Tensor:
-    """A boolean mask keeping each element with probability ``density``; chunk i uses its own generator."""
+def keep_mask(count: int, density: float, seed: int) -> torch.Tensor:
+    """A boolean mask keeping each element with probability ``density`` (to 2^-32)."""
+    threshold = min(int(round(density * 2.0**32)), 2**32)
+    return torch.from_numpy(uniform_bits(count, seed) < np.uint64(threshold))
+
+
+def random_mask(shape: torch.Size, density: float, seed_for: SeedFor, salt: str) -> torch.Tensor:
+    """The DARE mask of a whole tensor; flat chunk i is drawn from its own stream."""
     numel = 1
     for d in shape:
         numel *= d
     mask = torch.empty(numel, dtype=torch.bool)
     for i, c in flat_chunks(numel):
-        gen = generator_for(f"{salt}#{i}")
-        mask[c] = torch.rand(c.stop - c.start, generator=gen) < density
+        mask[c] = keep_mask(c.stop - c.start, density, seed_for(f"{salt}#{i}"))
     return mask.reshape(shape)
 
 
-def bernoulli(
-    tensor: torch.Tensor, density: float, generator_for: GeneratorFor, salt: str, *, rescale: bool = False
-) -> torch.Tensor:
-    """DARE: drop each element with probability 1 - density, then (optionally) restore the L1 norm."""
+def bernoulli(tensor: torch.Tensor, density: float, seed_for: SeedFor, salt: str, *, rescale: bool = False) -> torch.Tensor:
+    """DARE: drop each element with probability 1 - density, then (optionally) restore the L1 norm.
+
+    One pass over fixed chunks: draw, mask and accumulate both L1 norms (float32 per chunk,
+    float64 across chunks), so temporaries stay at one chunk.
+    """
     if density >= 1:
         return tensor
     if density <= 0:
         return torch.zeros_like(tensor)
-    masked = tensor * random_mask(tensor.shape, density, generator_for, salt)
-    if rescale:
-        factor = _l1_factor(tensor, masked)
-        if factor is not None:
-            masked.mul_(factor)
-    return masked
+    flat = tensor.reshape(-1)
+    out = torch.empty_like(flat)
+    zero = torch.zeros((), dtype=tensor.dtype)
+    before = after = 0.0
+    for i, c in flat_chunks(flat.numel()):
+        keep = keep_mask(c.stop - c.start, density, seed_for(f"{salt}#{i}"))
+        x = flat[c]
+        kept = torch.where(keep, x, zero)
+        out[c] = kept
+        if rescale:
+            before += float(x.float().abs().sum())
+            after += float(kept.float().abs().sum())
+    if rescale and before >= RESCALE_EPS and after >= RESCALE_EPS:
+        out.mul_(before / after)
+    return out.reshape(tensor.shape)
 
 
 def della_probabilities(row_abs: torch.Tensor, density: float, epsilon: float) -> torch.Tensor:
@@ -124,7 +138,7 @@ def della_magprune(
     tensor: torch.Tensor,
     density: float,
     epsilon: float,
-    generator_for: GeneratorFor,
+    seed_for: SeedFor,
     salt: str,
     *,
     rescale: bool = False,
@@ -142,13 +156,15 @@ def della_magprune(
     for band_i, r in enumerate(range(0, rows.shape[0], step)):
         band = rows[r : r + step]
         probs = della_probabilities(band.abs().float(), density, epsilon)
-        gen = generator_for(f"{salt}#della{band_i}")
-        keep = torch.rand(probs.shape, generator=gen) < probs
+        bits = uniform_bits(probs.numel(), seed_for(f"{salt}#della{band_i}"))
+        uniform = torch.from_numpy((bits >> np.uint32(8)).astype(np.float32)).mul_(2.0**-24)
+        keep = uniform.reshape(probs.shape) < probs
         masked[r : r + step] = band * keep
         del probs, keep
     masked = masked.reshape(tensor.shape)
     if rescale:
-        factor = _l1_factor(tensor, masked)
-        if factor is not None:
-            masked.mul_(factor)
+        before = float(tensor.abs().sum(dtype=torch.float64))
+        after = float(masked.abs().sum(dtype=torch.float64))
+        if before >= RESCALE_EPS and after >= RESCALE_EPS:
+            masked.mul_(before / after)
     return masked

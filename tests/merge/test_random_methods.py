@@ -15,14 +15,14 @@ import torch
 from safetensors.torch import load_file
 
 from publisher.build import BuildOptions, build
-from publisher.determinism import tensor_generator
+from publisher.determinism import tensor_seed
 from publisher.merge import sparsify as sp
 from publisher.merge.methods import REGISTRY, TensorJob
 from publisher.merge.methods.common import BAND_ELEMENTS
 
 
-def _gen(seed: int, name: str) -> Callable[[str], torch.Generator]:
-    return lambda salt: tensor_generator(seed, name + salt)
+def _gen(seed: int, name: str) -> Callable[[str], int]:
+    return lambda salt: tensor_seed(seed, name + salt)
 
 
 def _delta(n: int = 1 << 20, seed: int = 7) -> torch.Tensor:
@@ -49,11 +49,11 @@ def test_dare_rescale_restores_the_l1_norm_with_one_factor() -> None:
     scaled = sp.bernoulli(delta, density, _gen(0, "w"), "#model1", rescale=True)
     kept = plain != 0
     assert torch.equal(kept, scaled != 0)  # the same mask
-    factor = delta.abs().double().sum() / plain.abs().double().sum()
-    # every kept element is scaled by the same factor (to float32 rounding of the product)
-    assert torch.equal(scaled[kept], plain[kept] * factor.item())
+    ratio = scaled[kept].double() / plain[kept].double()
+    # every kept element is scaled by one factor (to the float32 rounding of each product)
+    assert (ratio.max() - ratio.min()).item() < 4e-7 * ratio.mean().item()
     # mergekit's rescale matches the L1 norm; for a random mask that is about 1/density
-    assert abs(factor.item() * density - 1) < 0.01
+    assert abs(ratio.mean().item() * density - 1) < 0.01
     assert abs(scaled.abs().double().sum() / delta.abs().double().sum() - 1) < 1e-6
 
 
@@ -74,8 +74,7 @@ def test_random_mask_is_independent_of_chunking_state() -> None:
     """Each fixed chunk has its own generator: drawing chunk 2 needs nothing from chunk 1."""
     n = BAND_ELEMENTS * 2 + 1000
     mask = sp.random_mask(torch.Size([n]), 0.5, _gen(3, "big"), "#model1")
-    g = tensor_generator(3, "big#model1#2")
-    tail = torch.rand(1000, generator=g) < 0.5
+    tail = sp.keep_mask(1000, 0.5, tensor_seed(3, "big#model1#2"))
     assert torch.equal(mask[-1000:], tail)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from publisher.determinism import tensor_generator
+from publisher.determinism import tensor_generator, tensor_seed
 
 
 class _Required:
@@ -86,6 +86,10 @@ class TensorJob:
     def generator(self, salt: str = "") -> torch.Generator:
         """A generator seeded by (recipe seed, tensor name): order- and thread-independent."""
         return tensor_generator(self.seed, self.name + salt)
+
+    def stream_seed(self, salt: str = "") -> int:
+        """The 63-bit seed ``generator(salt)`` uses, for random streams drawn outside torch."""
+        return tensor_seed(self.seed, self.name + salt)
 
     @property
     def base_tensor(self) -> torch.Tensor:

@@ -106,12 +106,12 @@ def _outliers(delta: torch.Tensor, p: dict[str, Any], job: TensorJob, i: int) ->
 
 
 def _random(delta: torch.Tensor, p: dict[str, Any], job: TensorJob, i: int) -> torch.Tensor:
-    return sp.bernoulli(delta, float(p["density"]), job.generator, f"#model{i}", rescale=bool(job.params["rescale"]))
+    return sp.bernoulli(delta, float(p["density"]), job.stream_seed, f"#model{i}", rescale=bool(job.params["rescale"]))
 
 
 def _della(delta: torch.Tensor, p: dict[str, Any], job: TensorJob, i: int) -> torch.Tensor:
     return sp.della_magprune(
-        delta, float(p["density"]), float(p["epsilon"]), job.generator, f"#model{i}", rescale=bool(job.params["rescale"])
+        delta, float(p["density"]), float(p["epsilon"]), job.stream_seed, f"#model{i}", rescale=bool(job.params["rescale"])
     )
 
 
