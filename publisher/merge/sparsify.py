@@ -84,7 +84,7 @@ def uniform_bits(count: int, seed: int) -> np.ndarray:
 
 def keep_mask(count: int, density: float, seed: int) -> torch.Tensor:
     """A boolean mask keeping each element with probability ``density`` (to 2^-32)."""
-    threshold = min(int(round(density * 2.0**32)), 2**32)
+    threshold = min(round(density * 2.0**32), 2**32)
     return torch.from_numpy(uniform_bits(count, seed) < np.uint64(threshold))
 
 
@@ -99,31 +99,35 @@ def random_mask(shape: torch.Size, density: float, seed_for: SeedFor, salt: str)
     return mask.reshape(shape)
 
 
-def bernoulli(tensor: torch.Tensor, density: float, seed_for: SeedFor, salt: str, *, rescale: bool = False) -> torch.Tensor:
-    """DARE: drop each element with probability 1 - density, then (optionally) restore the L1 norm.
+_INT_VIEW = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
-    One pass over fixed chunks: draw, mask and accumulate both L1 norms (float32 per chunk,
-    float64 across chunks), so temporaries stay at one chunk.
+
+def bernoulli(tensor: torch.Tensor, density: float, seed_for: SeedFor, salt: str, *, rescale: bool = False) -> torch.Tensor:
+    """DARE, in place: drop each element with probability 1 - density, then (optionally)
+    restore the L1 norm. Returns ``tensor`` (contiguous), modified.
+
+    One pass over fixed chunks: draw, mask (a bitwise AND on the integer view: dropped
+    elements become +0) and accumulate both L1 norms (float32 per chunk, float64 across
+    chunks), so temporaries stay at one chunk and no full-size buffer is allocated.
     """
     if density >= 1:
         return tensor
     if density <= 0:
-        return torch.zeros_like(tensor)
-    flat = tensor.reshape(-1)
-    out = torch.empty_like(flat)
-    zero = torch.zeros((), dtype=tensor.dtype)
+        return tensor.zero_()
+    assert tensor.is_contiguous()
+    flat = tensor.view(-1)
+    bits = flat.view(_INT_VIEW[flat.element_size()])
     before = after = 0.0
     for i, c in flat_chunks(flat.numel()):
         keep = keep_mask(c.stop - c.start, density, seed_for(f"{salt}#{i}"))
-        x = flat[c]
-        kept = torch.where(keep, x, zero)
-        out[c] = kept
         if rescale:
-            before += float(x.float().abs().sum())
-            after += float(kept.float().abs().sum())
+            before += float(flat[c].abs().sum(dtype=torch.float32))
+        torch.bitwise_and(bits[c], keep.to(bits.dtype).neg_(), out=bits[c])
+        if rescale:
+            after += float(flat[c].abs().sum(dtype=torch.float32))
     if rescale and before >= RESCALE_EPS and after >= RESCALE_EPS:
-        out.mul_(before / after)
-    return out.reshape(tensor.shape)
+        tensor.mul_(before / after)
+    return tensor
 
 
 def della_probabilities(row_abs: torch.Tensor, density: float, epsilon: float) -> torch.Tensor:

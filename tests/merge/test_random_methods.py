@@ -33,7 +33,7 @@ def _delta(n: int = 1 << 20, seed: int = 7) -> torch.Tensor:
 @pytest.mark.parametrize("density", [0.1, 0.5, 0.9])
 def test_dare_keeps_density_fraction(density: float) -> None:
     delta = _delta()
-    out = sp.bernoulli(delta, density, _gen(0, "w"), "#model1")
+    out = sp.bernoulli(delta.clone(), density, _gen(0, "w"), "#model1")
     kept = (out != 0).float().mean().item()
     # 1M Bernoulli draws: standard deviation below 5e-4
     assert abs(kept - density) < 3e-3
@@ -45,8 +45,8 @@ def test_dare_keeps_density_fraction(density: float) -> None:
 def test_dare_rescale_restores_the_l1_norm_with_one_factor() -> None:
     delta = _delta().float()
     density = 0.3
-    plain = sp.bernoulli(delta, density, _gen(0, "w"), "#model1")
-    scaled = sp.bernoulli(delta, density, _gen(0, "w"), "#model1", rescale=True)
+    plain = sp.bernoulli(delta.clone(), density, _gen(0, "w"), "#model1")
+    scaled = sp.bernoulli(delta.clone(), density, _gen(0, "w"), "#model1", rescale=True)
     kept = plain != 0
     assert torch.equal(kept, scaled != 0)  # the same mask
     ratio = scaled[kept].double() / plain[kept].double()

@@ -33,7 +33,8 @@ from publisher.merge.methods.registry import (
     register,
 )
 
-# (delta, that model's params, job, model index) -> sparsified delta (same dtype and shape)
+# (delta, that model's params, job, model index) -> sparsified delta (same dtype and shape;
+# it may modify the delta in place and return it)
 Sparsifier = Callable[[torch.Tensor, dict[str, Any], TensorJob, int], torch.Tensor]
 Consensus = Literal["sum", "count"] | None
 
@@ -57,11 +58,13 @@ def generalized_task_arithmetic(job: TensorJob, *, sparsify: Sparsifier | None, 
         return base
     deltas = base.new_empty((len(others), *base.shape))
     for k, i in enumerate(others):
-        delta = tensors[i] - base
+        row = deltas[k]
+        torch.sub(tensors[i], base, out=row)
         if sparsify is not None:
-            delta = sparsify(delta, job.model_params[i], job, i)
-        deltas[k] = delta
-        del delta
+            sparse = sparsify(row, job.model_params[i], job, i)
+            if sparse.data_ptr() != row.data_ptr():  # in-place sparsifiers return ``row``
+                row.copy_(sparse)
+            del sparse
     weights = torch.tensor([float(job.model_params[i]["weight"]) for i in others], dtype=deltas.dtype)
     weights = weights.reshape((-1,) + (1,) * base.dim())
     normalize = bool(job.params["normalize"])
@@ -74,15 +77,17 @@ def generalized_task_arithmetic(job: TensorJob, *, sparsify: Sparsifier | None, 
         if consensus is not None:
             mask = consensus_mask(d, consensus, mask_dtype)
             mixed = (d * mask).sum(dim=0)
-            divisor = (weights * mask).sum(dim=0)
-            divisor[divisor == 0] = 1
+            if normalize:  # the weights that survived the election, per element
+                divisor = (weights * mask).sum(dim=0)
+                divisor[divisor == 0] = 1
+                mixed /= divisor
             del mask
         else:
             mixed = d.sum(dim=0)
-            divisor = weights.sum(dim=0)
-            divisor[divisor.abs() < 1e-8] = 1
-        if normalize:
-            mixed /= divisor
+            if normalize:
+                divisor = weights.sum(dim=0)
+                divisor[divisor.abs() < 1e-8] = 1
+                mixed /= divisor
         if lam != 1:
             mixed *= lam
         b = base[band] if base.dim() else base
