@@ -72,15 +72,17 @@ def drop_caches(parents: Path) -> str:
         return "page cache after the same warm-up read"
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS GiB) of a command, from /usr/bin/time -v."""
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS GiB, CPU seconds) of a command, from /usr/bin/time -v."""
     t0 = time.monotonic()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, text=True)
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed:\n{proc.stderr[-3000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))  # type: ignore[union-attr]
-    return wall, rss_kb * 1024 / GIB
+    err = proc.stderr
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))  # type: ignore[union-attr]
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", err).group(1)) for k in ("User", "System"))  # type: ignore[union-attr]
+    return wall, rss_kb * 1024 / GIB, cpu
 
 
 def folder_bytes(p: Path) -> int:
@@ -109,13 +111,13 @@ def main() -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(ROOT))
     in_bytes = sum(folder_bytes(parents / m) for m in ("base", "ft1", "ft2"))
 
-    results: dict[str, tuple[float, float, str]] = {}
+    results: dict[str, tuple[float, float, float, str]] = {}
     try:
         if args.only in (None, "publisher"):
             cache = drop_caches(parents)
             cmd = [sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(work / "ours"), "--threads", str(args.threads), "--quiet", "--no-card"]
-            wall, rss = timed(cmd, env)
-            results["publisher build"] = (wall, rss, cache)
+            wall, rss, cpu = timed(cmd, env)
+            results["publisher build"] = (wall, rss, cpu, cache)
             shutil.rmtree(work / "ours", ignore_errors=True)
         if args.only in (None, "mergekit"):
             mergekit = VENV / "bin" / "mergekit-yaml"
@@ -123,17 +125,18 @@ def main() -> None:
                 raise SystemExit("no .oracle-venv-mergekit: run python3 tests/oracle/regenerate.py once")
             cache = drop_caches(parents)
             cmd = [str(mergekit), str(recipe), str(work / "mergekit"), "--no-cuda", "--quiet", "--no-write-model-card", "--random-seed", "0"]
-            wall, rss = timed(cmd, env)
-            results["mergekit 0.1.5"] = (wall, rss, cache)
+            wall, rss, cpu = timed(cmd, env)
+            results["mergekit 0.1.5"] = (wall, rss, cpu, cache)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if generated and not args.keep:
             shutil.rmtree(parents, ignore_errors=True)
 
     print(f"DARE-TIES, 2 fine-tunes + base, 7B width, {args.layers} layers, bf16; inputs {in_bytes / 1e9:.1f} GB; threads {args.threads}")
-    print(f"{'tool':<18}{'wall s':>9}{'peak RSS GiB':>14}{'input GB/s':>12}  cache")
-    for tool, (wall, rss, cache) in results.items():
-        print(f"{tool:<18}{wall:>9.1f}{rss:>14.2f}{in_bytes / 1e9 / wall:>12.2f}  {cache}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes skew wall times)")
+    print(f"{'tool':<18}{'wall s':>9}{'CPU s':>9}{'peak RSS GiB':>14}{'input GB/s':>12}  cache")
+    for tool, (wall, rss, cpu, cache) in results.items():
+        print(f"{tool:<18}{wall:>9.1f}{cpu:>9.1f}{rss:>14.2f}{in_bytes / 1e9 / wall:>12.2f}  {cache}")
     if len(results) == 2:
         ours, theirs = results["publisher build"], results["mergekit 0.1.5"]
         print(f"publisher / mergekit wall time: {ours[0] / theirs[0]:.2f}x (target <= 0.4x); peak RSS {ours[1]:.2f} GiB (target <= 3)")
