@@ -57,5 +57,6 @@ register(
         pretty_name="Linear",
         reference_url="https://arxiv.org/abs/2203.05482",
         check=_check,
+        workspace=0.3,  # one float32 band at a time
     )
 )

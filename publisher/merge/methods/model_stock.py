@@ -67,6 +67,7 @@ register(
         params=(Param("filter_wise", False, is_bool),),
         needs_base=True,
         min_models=3,
+        workspace=2.5,
         pretty_name="Model Stock",
         reference_url="https://arxiv.org/abs/2403.19522",
         check=_check,

@@ -64,6 +64,7 @@ register(
         params=(Param("epsilon", 1e-5, non_negative),),
         needs_base=True,
         min_models=2,
+        workspace=5.0,
         pretty_name="Reinforced Agent Merging",
         reference_url=URL,
     )
@@ -75,6 +76,7 @@ register(
         params=(Param("r", 0.1, non_negative), Param("alpha", 0.2, non_negative), Param("epsilon", 1e-5, non_negative)),
         needs_base=True,
         min_models=2,
+        workspace=6.0,
         pretty_name="Reinforced Agent Merging Plus (Tensor-Local)",
         reference_url=URL,
         result_dtype=_promote_f32,

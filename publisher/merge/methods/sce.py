@@ -73,6 +73,7 @@ register(
         params=(Param("int8_mask", False, is_bool), Param("select_topk", 1.0, in_range(0.0, 1.0, lo_open=True))),
         needs_base=True,
         min_models=2,
+        workspace=4.0,
         pretty_name="SCE",
         reference_url="https://arxiv.org/abs/2408.07990",
     )

@@ -77,5 +77,6 @@ register(
         max_models=2,
         pretty_name="SLERP",
         reference_url="https://en.wikipedia.org/wiki/Slerp",
+        workspace=0.3,  # float32 chunks of 2^20 elements
     )
 )

@@ -139,6 +139,7 @@ register(
         params=(Param("normalize_weights", True, is_bool), Param("eps", 1e-8, non_negative)),
         model_params=(Param("weight", check=is_number),),
         min_models=1,
+        workspace=3.0,
         pretty_name="Multi-SLERP",
         reference_url="https://goddard.blog/posts/multislerp-wow-what-a-cool-idea",
         check=_multislerp_check,

@@ -81,6 +81,7 @@ register(
         min_models=2,
         max_models=2,
         random=True,
+        workspace=4.0,
         pretty_name="Arcee Fusion",
         reference_url="https://arcee.ai",
         result_dtype=lambda d: torch.promote_types(d, torch.float32),

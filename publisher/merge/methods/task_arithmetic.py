@@ -120,6 +120,11 @@ def _della(delta: torch.Tensor, p: dict[str, Any], job: TensorJob, i: int) -> to
     )
 
 
+# Working memory as a multiple of the input bytes: the stacked task vectors ((n-1)/n of the
+# inputs) plus band temporaries; a magnitude ranking adds a float32 copy and int64 argsort
+# indices of one task vector (~6x its bf16 size) while it runs.
+RANKING_WORKSPACE = 4.5
+
 # -- parameters and checks ------------------------------------------------------------------
 
 
@@ -166,6 +171,7 @@ def _register(
     rescale: bool,
     extra: tuple[Param, ...] = (),
     random: bool = False,
+    workspace: float = 0.8,
 ) -> None:
     def fn(job: TensorJob) -> torch.Tensor:
         return generalized_task_arithmetic(job, sparsify=sparsify, consensus=consensus)
@@ -180,6 +186,7 @@ def _register(
             needs_base=True,
             min_models=2,
             random=random,
+            workspace=workspace,
             pretty_name=pretty,
             reference_url=url,
             check=_gta_check,
@@ -199,12 +206,12 @@ GAMMA = Param("gamma", 0.01, non_negative)
 EPSILON = Param("epsilon", 0.15, non_negative)
 
 _register("task_arithmetic", "Task Arithmetic", "https://arxiv.org/abs/2212.04089", sparsify=None, consensus=None, normalize=False, rescale=False)
-_register("ties", "TIES", TIES_URL, sparsify=_magnitude, consensus="sum", normalize=True, rescale=False)
+_register("ties", "TIES", TIES_URL, sparsify=_magnitude, consensus="sum", normalize=True, rescale=False, workspace=RANKING_WORKSPACE)
 _register("dare_ties", "DARE TIES", DARE_URL, sparsify=_random, consensus="sum", normalize=False, rescale=True, random=True)
 _register("dare_linear", "Linear DARE", DARE_URL, sparsify=_random, consensus=None, normalize=False, rescale=True, random=True)
-_register("breadcrumbs", "Model Breadcrumbs", BREADCRUMBS_URL, sparsify=_outliers, consensus=None, normalize=False, rescale=False, extra=(GAMMA,))
+_register("breadcrumbs", "Model Breadcrumbs", BREADCRUMBS_URL, sparsify=_outliers, consensus=None, normalize=False, rescale=False, extra=(GAMMA,), workspace=RANKING_WORKSPACE)
 _register(
-    "breadcrumbs_ties", "Model Breadcrumbs with TIES", BREADCRUMBS_URL, sparsify=_outliers, consensus="sum", normalize=False, rescale=False, extra=(GAMMA,)
+    "breadcrumbs_ties", "Model Breadcrumbs with TIES", BREADCRUMBS_URL, sparsify=_outliers, consensus="sum", normalize=False, rescale=False, extra=(GAMMA,), workspace=RANKING_WORKSPACE
 )
 _register("della", "DELLA", DELLA_URL, sparsify=_della, consensus="sum", normalize=True, rescale=True, extra=(EPSILON,), random=True)
 _register("della_linear", "Linear DELLA", DELLA_URL, sparsify=_della, consensus=None, normalize=False, rescale=True, extra=(EPSILON,), random=True)
