@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=16)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", action="store_true", help="keep the generated parents")
+    ap.add_argument("--memory-budget", help="passed to publisher build (default: its own)")
     ap.add_argument("--only", choices=("publisher", "mergekit"), help="run one tool only")
     args = ap.parse_args()
 
@@ -116,6 +117,8 @@ def main() -> None:
         if args.only in (None, "publisher"):
             cache = drop_caches(parents)
             cmd = [sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(work / "ours"), "--threads", str(args.threads), "--quiet", "--no-card"]
+            if args.memory_budget:
+                cmd += ["--memory-budget", args.memory_budget]
             wall, rss, cpu = timed(cmd, env)
             results["publisher build"] = (wall, rss, cpu, cache)
             shutil.rmtree(work / "ours", ignore_errors=True)
