@@ -30,17 +30,17 @@ FP8_TORCH = torch.float8_e4m3fn
 BAND_ELEMENTS = 1 << 21  # ~2M elements per band: 4 MiB of bf16, a few temporaries of that size
 
 
-def band_rows(shape: tuple[int, ...], scheme: Scheme, band_elements: int = BAND_ELEMENTS) -> int:
+def band_rows(shape: tuple[int, ...], scheme: Scheme, band_elements: int | None = None) -> int:
     """Rows per band: whole block rows for block schemes, at least one row otherwise."""
     rows, cols = shape
-    n = max(1, band_elements // max(cols, 1))
+    n = max(1, (band_elements or BAND_ELEMENTS) // max(cols, 1))
     if scheme.block is not None:
         step = scheme.block[0]
         n = max(step, n - n % step)
     return min(n, max(rows, 1))
 
 
-def bands(shape: tuple[int, ...], scheme: Scheme, band_elements: int = BAND_ELEMENTS) -> Iterator[tuple[int, int]]:
+def bands(shape: tuple[int, ...], scheme: Scheme, band_elements: int | None = None) -> Iterator[tuple[int, int]]:
     """Row ranges ``[r0, r1)`` covering the tensor, in order."""
     rows = shape[0]
     step = band_rows(shape, scheme, band_elements)

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from publisher.errors import OutputError, SourceError
-from publisher.quantize.fp8 import BAND_ELEMENTS, bands, quantize_band
+from publisher.quantize import fp8
+from publisher.quantize.fp8 import bands, quantize_band
 from publisher.quantize.plan import VariantPlan, plan_variant, scale_name
 from publisher.quantize.schemes import DEFAULT_SCHEME, Scheme
 from publisher.quantize.writer import DEFAULT_MAX_SHARD_BYTES, VariantWriter
@@ -60,7 +61,7 @@ def _copy_bands(info: TensorInfo) -> Iterator[tuple[int, int] | None]:
         yield None
         return
     per_row = max(1, info.numel // info.shape[0])
-    step = max(1, BAND_ELEMENTS // per_row)
+    step = max(1, fp8.BAND_ELEMENTS // per_row)
     for r0 in range(0, info.shape[0], step):
         yield r0, min(info.shape[0], r0 + step)
 
