@@ -146,6 +146,7 @@ def check_source(tensors: Sequence[PlannedTensor], config: Mapping[str, object] 
                 where=where,
                 fix="quantize the original bf16/fp16 checkpoint instead",
             )
+    for t in tensors:
         if t.name.endswith(_QUANT_SUFFIXES) or (t.dtype in ("I8", "U8", "I32") and len(t.shape) == 2):
             raise QuantizeError(
                 f"model is already quantized (int/FP8): found tensor {t.name} ({t.dtype})",

@@ -13,14 +13,15 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import torch  # noqa: E402
-from llmcompressor import oneshot  # noqa: E402
-from llmcompressor.modifiers.quantization import QuantizationModifier  # noqa: E402
-from transformers import AutoModelForCausalLM  # noqa: E402
+import torch
+from llmcompressor import oneshot
+from llmcompressor.modifiers.quantization import QuantizationModifier
+from transformers import AutoModelForCausalLM
 
 
 def main() -> None:
-    jobs = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as f:
+        jobs = json.load(f)
     for job in jobs:
         dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[job["dtype"]]
         model = AutoModelForCausalLM.from_pretrained(job["input"], dtype=dtype)
