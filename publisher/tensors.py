@@ -14,6 +14,7 @@ when complete, so a shard file that exists is a whole shard.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -188,7 +189,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
             nbytes=expected,
         )
     spans.sort()
-    for (b0, e0, n0), (b1, _e1, n1) in zip(spans, spans[1:], strict=False):
+    for (_b0, e0, n0), (b1, _e1, n1) in itertools.pairwise(spans):
         if b1 < e0:
             raise TensorFileError(
                 f"tensors {n0} and {n1} overlap in the data section", where=str(path)
@@ -233,7 +234,7 @@ class TensorReader:
         return buf.view(info.torch_dtype).reshape(shape)
 
     def _read_into(self, info: TensorInfo, offset: int, buf: torch.Tensor) -> None:
-        view = memoryview(buf.numpy()).cast("B")
+        view = memoryview(buf.numpy()).cast("B")  # type: ignore[arg-type]
         fd = self._fd(info.path)
         done = 0
         total = len(view)
@@ -476,7 +477,7 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     t = tensor.detach()
     if not t.is_contiguous():
         t = t.contiguous()
-    return memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")
+    return memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")  # type: ignore[arg-type]
 
 
 def write_index(root: Path, shards: Sequence[Sequence[PlannedTensor]], names: Sequence[str], total_parameters: int) -> FileDigest | None:
