@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from publisher.commands.quantize import parse_size
+from publisher.commands.common import parse_size
 from publisher.standins import (
     FAMILY_BASE_SEED,
     SEVEN_B,

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from publisher.commands.common import parse_size
 from publisher.errors import PublisherError, QuantizeError
 from publisher.quantize import DEFAULT_MAX_SHARD_BYTES, DEFAULT_SCHEME, SCHEMES, quantize_model
 from publisher.quantize.model import source_order
 from publisher.tensors import ModelFiles
 
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
-
-def parse_size(text: str) -> int:
-    """``5GB``, ``500MB``, ``2GiB`` or a plain byte count (decimal units, as transformers uses)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)\s*", text.upper())
-    if not match or match.group(2) not in _UNITS:
-        raise QuantizeError(f"cannot read size {text!r}", where="--max-shard-size", fix="write e.g. 5GB or 500MB")
-    size = int(float(match.group(1)) * _UNITS[match.group(2)])
+def _shard_size(text: str) -> int:
+    try:
+        size = parse_size(text)
+    except argparse.ArgumentTypeError as e:
+        raise QuantizeError(str(e), where="--max-shard-size") from e
     if size <= 0:
         raise QuantizeError("shard size must be positive", where="--max-shard-size")
     return size
@@ -66,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    max_shard = parse_size(args.max_shard_size)
+    max_shard = _shard_size(args.max_shard_size)
     if args.threads is not None and args.threads < 1:
         raise QuantizeError("--threads must be at least 1", where="--threads")
     console = Console(stderr=True, highlight=False)
