@@ -49,9 +49,11 @@ class VariantPlan:
 
     @property
     def parameter_count(self) -> int:
-        """Parameters of the source model (what the index's total_parameters reports)."""
+        """Elements of every variant tensor, scales included: the index's ``total_parameters``
+        (what ``num_parameters()`` of the loaded compressed model counts, and what the merge
+        engine writes for every variant)."""
         total = 0
-        for t in self.source:
+        for t in self.tensors:
             n = 1
             for d in t.shape:
                 n *= d

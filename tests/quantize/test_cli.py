@@ -41,7 +41,7 @@ def test_sharded_model_in_sharded_model_out(model: Path, tmp_path: Path, capsys:
     index = json.loads((out / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) > 2 and all((out / s).is_file() for s in shards)
-    assert index["metadata"]["total_parameters"] == ModelFiles.open(model).parameter_count
+    assert index["metadata"]["total_parameters"] == ModelFiles.open(out).parameter_count  # scales count
     loaded = ModelFiles.open(out)
     assert loaded.tensors["model.layers.2.mlp.down_proj.weight"].dtype == "F8_E4M3"
     assert loaded.tensors["model.layers.2.mlp.down_proj.weight_scale"].shape == (64, 1)
