@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -62,6 +63,8 @@ class HubApp:
         self.tokens = TokenStore(self.root)
         self.signer = TicketSigner(self._secret())
         self.router = Router()
+        self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
+        self._stats_lock = threading.Lock()
         for module in (routes_repo, routes_upload, routes_files, pages):
             module.register(self, self.router)
 
@@ -89,8 +92,10 @@ class HubApp:
         match = self.router.match(req.method, req.segments)
         if match is None:
             raise NotFound(f"no route for {req.method} {req.path}")
-        handler, params = match
+        handler, params, pattern = match
         req.params = params
+        with self._stats_lock:
+            self.stats[f"{req.method} {pattern}"] += 1
         return handler(req)
 
     def authenticate(self, req: Request) -> Identity | None:

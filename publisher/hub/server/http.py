@@ -193,7 +193,7 @@ class Router:
     """Patterns such as ``/api/{rtype}/{ns}/{name}/tree/{rev}/{path*}``; ``{x*}`` takes the rest."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[frozenset[str], list[re.Pattern[str]], str | None, Handler]] = []
+        self._routes: list[tuple[frozenset[str], list[re.Pattern[str]], str | None, Handler, str]] = []
 
     def add(self, methods: str, pattern: str, handler: Handler) -> None:
         parts = pattern.strip("/").split("/") if pattern != "/" else []
@@ -201,10 +201,11 @@ class Router:
         if parts and re.fullmatch(r"\{(\w+)\*\}", parts[-1]):
             rest = parts.pop()[1:-2]
         compiled = [re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+)", re.escape(p)) + r"\Z") for p in parts]
-        self._routes.append((frozenset(methods.split()), compiled, rest, handler))
+        self._routes.append((frozenset(methods.split()), compiled, rest, handler, pattern))
 
-    def match(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str]] | None:
-        for methods, compiled, rest, handler in self._routes:
+    def match(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str], str] | None:
+        """The handler, its path parameters and the matched pattern (for request statistics)."""
+        for methods, compiled, rest, handler, pattern in self._routes:
             if method not in methods and not (method == "HEAD" and "GET" in methods):
                 continue
             if len(segments) < len(compiled) or (rest is None and len(segments) != len(compiled)):
@@ -218,7 +219,7 @@ class Router:
             else:
                 if rest is not None:
                     params[rest] = "/".join(segments[len(compiled) :])
-                return handler, params
+                return handler, params, pattern
         return None
 
 

@@ -35,7 +35,6 @@ from typing import Any
 import git
 from git.objects.fun import tree_entries_from_data, tree_to_stream
 from gitdb import IStream
-from gitdb.db import GitDB
 
 from publisher.hub.ids import InvalidName, check_path_in_repo, check_ref_name
 from publisher.hub.server.atomic import write_atomic
@@ -201,16 +200,45 @@ class _Lru(OrderedDict[str, Any]):
             self.popitem(last=False)
 
 
-class Repo:
-    """One Hub repo. Writes are serialised by ``lock``; reads use immutable, cached snapshots."""
+class HandlePool:
+    """Keeps at most ``size`` gitpython handles open: each holds ``git cat-file`` processes."""
 
-    def __init__(self, key: RepoKey, path: Path, lfs: LfsStore, faults: Faults) -> None:
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._open: OrderedDict[int, Repo] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    def touch(self, repo: Repo) -> None:
+        with self._mutex:
+            self._open[id(repo)] = repo
+            self._open.move_to_end(id(repo))
+            victims = list(self._open.values())[: max(0, len(self._open) - self.size)]
+        for victim in victims:
+            # never wait for a busy repo: it will be closed on a later eviction
+            if victim.lock.acquire(blocking=False):
+                try:
+                    victim.close()
+                finally:
+                    victim.lock.release()
+                with self._mutex:
+                    self._open.pop(id(victim), None)
+
+
+class Repo:
+    """One Hub repo. Writes are serialised by ``lock``; reads use immutable, cached snapshots.
+
+    Every use of the gitpython handle (``self.git``) happens under ``lock``: its object
+    database talks to one ``git cat-file --batch`` process, which is not thread-safe.
+    """
+
+    def __init__(self, key: RepoKey, path: Path, lfs: LfsStore, faults: Faults, pool: HandlePool | None = None) -> None:
         self.key = key
         self.path = path
         self.lfs = lfs
         self.faults = faults
+        self.pool = pool
         self.lock = threading.RLock()
-        self.git = git.Repo(path, odbt=GitDB)
+        self._git: git.Repo | None = None
         self._refs: dict[str, str] | None = None  # "refs/heads/main" → commit id (peeled)
         self._tag_objects: dict[str, str] = {}  # "refs/tags/x" → tag object id
         self._reachable: set[str] | None = None
@@ -218,6 +246,19 @@ class Repo:
         self._commits = _Lru(4096)
         self._blobs = _Lru(256)
         self.meta = self._read_meta()
+
+    @property
+    def git(self) -> git.Repo:
+        if self._git is None:
+            self._git = git.Repo(self.path)
+        if self.pool is not None:
+            self.pool.touch(self)
+        return self._git
+
+    def close(self) -> None:
+        if self._git is not None:
+            self._git.close()
+            self._git = None
 
     # ---------------------------------------------------------------- metadata
     def _read_meta(self) -> RepoMeta:
@@ -332,7 +373,8 @@ class Repo:
         obj = self._tag_objects.get(f"refs/tags/{tag}")
         if obj is None:
             return None
-        data = self.git.odb.stream(bytes.fromhex(obj)).read().decode("utf-8", "replace")
+        with self.lock:
+            data = self.git.odb.stream(bytes.fromhex(obj)).read().decode("utf-8", "replace")
         return data.split("\n\n", 1)[1].rstrip("\n") if "\n\n" in data else ""
 
     def _write_ref(self, name: str, target: str | None) -> None:
@@ -568,6 +610,7 @@ class Store:
         self.lfs = LfsStore(self.root / "lfs", self.tmp)
         self._repos: dict[RepoKey, Repo] = {}
         self._lock = threading.Lock()
+        self.pool = HandlePool()
 
     def recover(self) -> None:
         """After a crash: drop half-written temp files and repos that were being created/deleted."""
@@ -589,7 +632,7 @@ class Store:
             path = self._path(key)
             if not (path / "hub-meta.json").is_file():
                 return None
-            repo = Repo(key, path, self.lfs, self.faults)
+            repo = Repo(key, path, self.lfs, self.faults, self.pool)
             self._repos[key] = repo
             return repo
 
@@ -603,10 +646,13 @@ class Store:
             (staging / "HEAD").write_text(f"ref: refs/heads/{MAIN}\n")
             meta = RepoMeta(private, datetime.now(UTC).timestamp(), author)
             write_atomic(staging / "hub-meta.json", meta.to_json().encode())
-            Repo(key, staging, self.lfs, self.faults).initial_commit(author)
+            seed = Repo(key, staging, self.lfs, self.faults)
+            with seed.lock:
+                seed.initial_commit(author)
+                seed.close()
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, final)
-            repo = Repo(key, final, self.lfs, self.faults)
+            repo = Repo(key, final, self.lfs, self.faults, self.pool)
             self._repos[key] = repo
             return repo
 
@@ -617,7 +663,10 @@ class Store:
     def delete(self, key: RepoKey) -> None:
         with self._lock:
             path = self._path(key)
-            self._repos.pop(key, None)
+            old = self._repos.pop(key, None)
+            if old is not None:
+                with old.lock:
+                    old.close()
             doomed = self.tmp / f"delete-{uuid.uuid4().hex}"
             os.rename(path, doomed)
             shutil.rmtree(doomed, ignore_errors=True)
