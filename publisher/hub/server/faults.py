@@ -8,7 +8,8 @@ names a JSON file of rules for a server started as a subprocess). A rule matches
 - ``status``: answer ``status`` (e.g. 500, 429 with ``retry_after``) without running the route;
 - ``drop``: read ``after_bytes`` of the request body, then cut the connection;
 - ``pause``: write ``marker`` (a file) and sleep ``seconds`` (a test then kills the process);
-- ``crash``: ``os._exit(137)``, as a SIGKILL would.
+- ``crash``: ``os._exit(137)``, as a SIGKILL would;
+- ``raise``: raise ``InjectedFault`` there (an in-process stand-in for a crash: the request fails).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-Action = Literal["status", "drop", "pause", "crash"]
+Action = Literal["status", "drop", "pause", "crash", "raise"]
+
+
+class InjectedFault(RuntimeError):
+    pass
 
 
 @dataclass
@@ -96,3 +101,5 @@ class Faults:
             time.sleep(rule.seconds)
         elif rule.action == "crash":
             os._exit(137)
+        elif rule.action == "raise":
+            raise InjectedFault(f"injected fault at {where}")
