@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 CARD = "README.md"
 KEEP_REMOTE = frozenset({".gitattributes"})  # the repo's own, not part of a version
-State = Literal["publish", "tag-only", "card-update", "up-to-date", "conflict"]
+State = Literal["publish", "publish-landed", "tag-only", "card-update", "up-to-date", "conflict"]
 
 
 # ---------------------------------------------------------------------------- the build
@@ -324,10 +324,14 @@ class Publisher:
             result.changes = plan.changes
             if plan.state in ("up-to-date", "conflict"):
                 return self._settle(plan, result)
-        for attempt in (1, 2):
+        stale = 0  # 412s seen: a moved main is re-checked and retried once
+        for _ in range(4):
             try:
                 if plan.state in ("publish", "card-update"):
                     result.commit = self._commit(plan, version, manifest)
+                elif plan.state == "publish-landed":
+                    result.commit = plan.base_commit
+                    result.sent_bytes = sum(c.size for c in result.changes if c.kind != "delete")
                     result.sent_bytes = sum(c.size for c in plan.changes if c.kind != "delete")
                 else:
                     result.commit = plan.base_commit
@@ -335,20 +339,26 @@ class Publisher:
                     result.action = "card updated"
                     return result
                 self._tag(plan, result.commit, version)
-                result.action = "published" if plan.state == "publish" else "tagged"
+                result.action = "tagged" if plan.state == "tag-only" else "published"
                 return result
             except HfHubHTTPError as err:
                 status = status_of(err)
-                if status not in (409, 412) or attempt == 2:
-                    if status == 412:
-                        raise PublishError(
-                            f"{plan.repo_id} changed twice while publishing {plan.tag}",
-                            fix="another publisher is writing to it; re-run when it is done",
-                        ) from None
+                stale += status == 412
+                if status not in (409, 412):
                     raise
+                if stale > 1:
+                    raise PublishError(
+                        f"{plan.repo_id} changed twice while publishing {plan.tag}",
+                        fix="another publisher is writing to it; re-run when it is done",
+                    ) from None
                 self.log(f"{plan.repo_id}: {'main moved' if status == 412 else plan.tag + ' appeared'}; re-checking")
+                planned = plan
                 plan = self._replan_after_race(plan)
-                result.changes = plan.changes
+                if plan.state == "tag-only" and planned.state == "publish":
+                    # main already holds exactly this version (a retried commit had landed):
+                    # only the tag is missing, and the result is still this run's publication
+                    plan.state = "publish-landed"
+                result.changes = plan.changes or result.changes
                 if plan.state in ("up-to-date", "conflict"):
                     return self._settle(plan, result)
         raise AssertionError("unreachable")
@@ -531,6 +541,7 @@ def _dry(plan: RepoPlan) -> RepoResult:
     action = {
         "publish": "would publish" if plan.exists else "would create and publish",
         "tag-only": "would tag",
+        "publish-landed": "would tag",
         "card-update": "would update card",
         "up-to-date": "up to date",
         "conflict": "conflict",

@@ -208,8 +208,9 @@ class LocalHub:
             self._lock_file = None
 
     def serve_forever(self) -> None:
-        """Run in the foreground until interrupted (``publisher hub serve``)."""
-        self.start()
+        """Run in the foreground until interrupted (``publisher hub serve``); starts if needed."""
+        if self._server is None:
+            self.start()
         assert self._thread is not None
         try:
             while self._thread.is_alive():
