@@ -51,7 +51,7 @@ def _root(args: argparse.Namespace) -> Path:
 def run_serve(args: argparse.Namespace) -> int:
     from publisher.hub.server import LocalHub, RootLocked
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         hub = LocalHub(_root(args), args.host, args.port)
         hub.start()

@@ -45,7 +45,13 @@ def print_report(report: PublishReport, console: Console) -> None:
             _print_changes(r, console)
     table = Table(title=f"publish v{report.version} → {report.endpoint}", title_justify="left")
     for col in ("repo", "variant", "tag", "result", "files", "sent", "commit"):
-        table.add_column(col, justify="right" if col == "sent" else "left")
+        table.add_column(
+            col,
+            justify="right" if col == "sent" else "left",
+            no_wrap=col not in ("repo", "result"),
+            overflow="fold" if col == "repo" else "ellipsis",
+            min_width=12 if col == "result" else None,
+        )
     for r in report.results:
         counts = {k: sum(1 for c in r.changes if c.kind == k) for k in ("add", "change", "delete")}
         files = " ".join(f"{sign}{counts[k]}" for sign, k in (("+", "add"), ("~", "change"), ("-", "delete")) if counts[k])
@@ -53,7 +59,7 @@ def print_report(report: PublishReport, console: Console) -> None:
         table.add_row(
             escape(r.repo_id) + (" [dim](private)[/]" if r.private else ""),
             escape(r.variant), escape(r.tag), escape(result), files or "-",
-            human_size(r.sent_bytes) if r.sent_bytes else "-", (r.commit or "")[:10],
+            human_size(r.sent_bytes) if r.sent_bytes else "-", (r.commit or "")[:7],
         )
     console.print(table)
 

@@ -329,10 +329,10 @@ class Publisher:
             try:
                 if plan.state in ("publish", "card-update"):
                     result.commit = self._commit(plan, version, manifest)
+                    result.sent_bytes = sum(c.size for c in plan.changes if c.kind != "delete")
                 elif plan.state == "publish-landed":
                     result.commit = plan.base_commit
                     result.sent_bytes = sum(c.size for c in result.changes if c.kind != "delete")
-                    result.sent_bytes = sum(c.size for c in plan.changes if c.kind != "delete")
                 else:
                     result.commit = plan.base_commit
                 if plan.state == "card-update":
