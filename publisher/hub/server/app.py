@@ -191,7 +191,11 @@ class LocalHub:
         self._server = HubHTTPServer((self.host, self.port), self.app)
         self.port = self._server.server_address[1]
         self.app.default_host = f"{self.host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"localhub:{self.port}", daemon=True)
+        server = self._server
+        # a short poll interval makes stop() quick (tests start and stop many servers)
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), name=f"localhub:{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
