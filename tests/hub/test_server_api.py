@@ -242,3 +242,21 @@ def test_browser_pages_escape_the_card(hub: Hub) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{hub.url}/alice/hidden")
     assert e.value.code in (401, 404)
+
+
+def test_cached_snapshot_after_commit_equals_a_fresh_read(hub: Hub) -> None:
+    from publisher.hub.server.storage import Store
+
+    api = hub.api()
+    _seed(api)
+    api.create_commit("alice/m", [CommitOperationDelete("sub/dir/notes.txt"), CommitOperationAdd("a/b/c.bin", b"\0" * 10)],
+                      commit_message="more")
+    key = hub.server.app.key("model", "alice", "m")
+    live = hub.server.app.store.get(key)
+    assert live is not None
+    head = live.resolve("main")
+    fresh = Store(hub.root).get(key)
+    assert fresh is not None
+    cached, walked = live.snapshot(head), fresh.snapshot(head)
+    assert cached.files == walked.files and cached.dirs == walked.dirs
+    assert "sub" not in cached.dirs and cached.files["a/b/c.bin"].lfs is not None

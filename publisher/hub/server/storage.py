@@ -463,32 +463,36 @@ class Repo:
                 raise RevisionNotFound(branch)
             if parent and not head.startswith(parent.lower()):
                 raise PreconditionFailed("A commit has happened since. Please refresh and try again.")
-            snap = self.snapshot(head)
-            blobs: dict[str, str] = {p: e.blob_id for p, e in snap.files.items()}
+            files = dict(self.snapshot(head).files)
             for op in operations:
-                self._apply(op, blobs, head)
-            tree = self._write_tree(blobs)
+                self._apply(op, files, head)
+            dirs: dict[str, str] = {}
+            tree = self._write_tree({p: e.blob_id for p, e in files.items()}, dirs)
             message = summary if not description else f"{summary}\n\n{description}"
             commit_id = self._write_commit(tree, [head], message, author)
+            # the new snapshot is known already: cache it rather than re-reading every blob
+            self._snapshots.put(commit_id, Snapshot(self.commit_info(commit_id), files, dirs))
             self.faults.point("commit.before-ref", repo=self.key.repo_id)
             self._write_ref(f"refs/heads/{branch}", commit_id)
             self.faults.point("commit.after-ref", repo=self.key.repo_id)
             return commit_id
 
-    def _apply(self, op: Operation, blobs: dict[str, str], head: str) -> None:
+    def _apply(self, op: Operation, blobs: dict[str, Entry], head: str) -> None:
         try:
             check_path_in_repo(op.path.rstrip("/") if isinstance(op, DeleteFolder) else op.path)
         except InvalidName as e:
             raise BadRequest(str(e)) from e
         if isinstance(op, AddFile):
-            blobs[op.path] = self._store(b"blob", op.content).hex()
+            blobs[op.path] = Entry(op.path, self._store(b"blob", op.content).hex(), len(op.content), None)
         elif isinstance(op, AddLfs):
             size = self.lfs.linked_size(self.path, op.oid)
             if size is None:
                 raise BadRequest(f"LFS object {op.oid} for {op.path} was not uploaded to this repo")
             if op.size is not None and op.size != size:
                 raise BadRequest(f"LFS object {op.oid} has size {size}, not {op.size}")
-            blobs[op.path] = self._store(b"blob", lfs_pointer(op.oid, size)).hex()
+            pointer = lfs_pointer(op.oid, size)
+            blob = self._store(b"blob", pointer).hex()
+            blobs[op.path] = Entry(op.path, blob, size, LfsInfo(op.oid, size, len(pointer)))
         elif isinstance(op, DeleteFile):
             if op.path not in blobs:
                 raise EntryNotFound(op.path, head, "A file with this name doesn't exist")
@@ -501,7 +505,8 @@ class Repo:
             for p in doomed:
                 del blobs[p]
 
-    def _write_tree(self, blobs: dict[str, str]) -> str:
+    def _write_tree(self, blobs: dict[str, str], dirs: dict[str, str] | None = None) -> str:
+        """Write the trees for ``{path: blob id}``; ``dirs`` receives ``{folder: tree id}``."""
         root: dict[str, Any] = {}
         for path, blob in blobs.items():
             node = root
@@ -515,20 +520,23 @@ class Repo:
                 raise BadRequest(f"cannot add {path}: it is a folder")
             node[leaf] = blob
 
-        def write(node: dict[str, Any]) -> bytes:
+        def write(node: dict[str, Any], prefix: str) -> bytes:
             entries = []
             for name, value in node.items():
                 if isinstance(value, dict):
-                    entries.append((write(value), DIR_MODE, name))
+                    entries.append((write(value, f"{prefix}{name}/"), DIR_MODE, name))
                 else:
                     entries.append((bytes.fromhex(value), FILE_MODE, name))
             # git orders a folder as if its name ended with '/'
             entries.sort(key=lambda e: e[2].encode() + (b"/" if e[1] == DIR_MODE else b""))
             buf = BytesIO()
             tree_to_stream(entries, buf.write)
-            return self._store(b"tree", buf.getvalue())
+            binsha = self._store(b"tree", buf.getvalue())
+            if dirs is not None:
+                dirs[prefix.rstrip("/")] = binsha.hex()
+            return binsha
 
-        return write(root).hex()
+        return write(root, "").hex()
 
     def _write_commit(self, tree: str, parents: list[str], message: str, author: str) -> str:
         actor = git.Actor(author, f"{author}@users.noreply.localhub")
