@@ -44,7 +44,6 @@ from publisher.hub.remote import (
     make_api,
     resolve_endpoint,
     resolve_token,
-    scrub,
     status_of,
 )
 from publisher.manifest import MANIFEST_FILE, RECIPE_FILE, VARIANTS_DIR, Manifest, load_manifest
@@ -502,13 +501,29 @@ def publish(
     except PublisherError:
         raise
     except Exception as err:
-        from huggingface_hub.errors import HfHubHTTPError
-
-        if isinstance(err, HfHubHTTPError | OSError | ValueError) or type(err).__module__.startswith("httpx"):
-            raise HubError(f"publishing to {endpoint} failed: {describe(err, token)}",
-                           fix="nothing half-published is visible; re-run the same command") from None
-        raise RuntimeError(scrub(f"{type(err).__name__}: {err}", token)) from None
+        chain = _causes(err)
+        if not any(_is_remote_failure(e) for e in chain):
+            raise
+        text = ": ".join(dict.fromkeys(describe(e, token) for e in chain))
+        raise HubError(f"publishing to {endpoint} failed: {text}",
+                       fix="nothing half-published is visible; re-run the same command") from None
     return PublishReport(endpoint, version, False, results)
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """The exception and what caused it (huggingface_hub wraps upload errors in RuntimeError)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_remote_failure(err: BaseException) -> bool:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return isinstance(err, HfHubHTTPError | OSError | ValueError) or type(err).__module__.startswith("httpx")
 
 
 def _parse_with_client(build: VariantBuild) -> None:

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from publisher.hub.server.auth import TokenStore
-from tests.hub.conftest import Hub, make_build
+from tests.hub.helpers import Hub, make_build
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from huggingface_hub import snapshot_download
 
 from publisher.errors import PublishError
 from publisher.hub.publish import PublishReport, publish
-from tests.hub.conftest import FAST_RETRY, Hub, build_files, make_build, snapshot_files
+from tests.hub.helpers import FAST_RETRY, Hub, build_files, make_build, snapshot_files
 
 REPO = "alice/tiny-merge"
 

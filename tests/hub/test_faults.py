@@ -21,7 +21,7 @@ from publisher.hub.remote import Retry
 from publisher.hub.server import FaultRule
 from publisher.hub.server.auth import TokenStore
 from publisher.hub.server.storage import RepoKey, Store
-from tests.hub.conftest import FAST_RETRY, MEDIUM, Hub, build_files, make_build, snapshot_files
+from tests.hub.helpers import FAST_RETRY, MEDIUM, Hub, build_files, make_build, snapshot_files
 
 REPO = "alice/tiny-merge"
 ROOT_DIR = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import snapshot_download
 
-from publisher.errors import CardError, PublishError
+from publisher.errors import CardError, HubError, PublishError
 from publisher.hub.publish import publish
-from tests.hub.conftest import FAST_RETRY, MEDIUM, Hub, build_files, make_build, snapshot_files
+from tests.hub.helpers import FAST_RETRY, MEDIUM, Hub, build_files, make_build, snapshot_files
 
 
 def _publish(hub: Hub, build: Path, **kw: object):  # type: ignore[no-untyped-def]
@@ -131,6 +131,27 @@ def test_private_from_recipe(hub: Hub, tmp_path: Path) -> None:
 
     with pytest.raises(RepositoryNotFoundError):
         HfApi(endpoint=hub.url, token=False).model_info("alice/tiny-merge")
+
+
+def test_refuses_to_publish_private_build_into_public_repo(hub: Hub, tmp_path: Path) -> None:
+    _publish(hub, make_build(tmp_path / "b1", variants=False))
+    with pytest.raises(PublishError, match="private"):
+        _publish(hub, make_build(tmp_path / "b2", version="1.1.0", seed=4, private=True, variants=False))
+    assert [t.name for t in hub.api().list_repo_refs("alice/tiny-merge").tags] == ["v1.0.0"]
+
+
+def test_manifest_hashes_are_the_lfs_oids_and_the_server_checks_them(hub: Hub, tmp_path: Path) -> None:
+    import json
+
+    build = make_build(tmp_path / "b1", variants=False)
+    manifest = json.loads((build / "manifest.json").read_text())
+    for f in manifest["variants"][0]["files"]:
+        if f["path"] == "model.safetensors":
+            f["sha256"] = "0" * 64  # the publisher must not re-hash: the server catches the lie
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(HubError, match="does not hash to its oid") as err:
+        _publish(hub, build)
+    assert [c.title for c in hub.api().list_repo_commits("alice/tiny-merge")] == ["initial commit"]
 
 
 def _lfs_puts(hub: Hub) -> int:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import pytest
 
 from publisher.hub.cardcheck import check_card
-from publisher.hub.ids import InvalidName, check_path_in_repo, check_ref_name, is_repo_id, split_repo_id
+from publisher.hub.ids import (
+    InvalidName,
+    check_path_in_repo,
+    check_ref_name,
+    is_repo_id,
+    split_repo_id,
+)
 from publisher.hub.licenses import HUB_LICENSES
-from publisher.hub.server.routes_upload import matches_gitattributes
 from publisher.hub.server.routes_files import parse_range
+from publisher.hub.server.routes_upload import matches_gitattributes
 
 
 def test_repo_ids() -> None:

@@ -13,7 +13,7 @@ import pytest
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from tests.hub.conftest import Hub
+from tests.hub.helpers import Hub
 
 
 def _raw(hub: Hub, method: str, path: str, body: bytes | None = None, token: str | None = None,

@@ -23,7 +23,7 @@ from huggingface_hub.errors import (
 )
 
 from publisher.hub.server import FaultRule, LocalHub, Settings
-from tests.hub.conftest import Hub, card
+from tests.hub.helpers import Hub, card
 
 
 def _seed(api: HfApi, repo_id: str = "alice/m") -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from publisher.hub.publish import publish
-from tests.hub.conftest import Hub, make_build
+from tests.hub.helpers import Hub, make_build
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 SCRIPT = """

@@ -207,6 +207,7 @@ class LocalHub:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.app.store.close()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

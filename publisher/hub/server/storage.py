@@ -629,6 +629,13 @@ class Store:
         for meta in (self.root / "repos").glob("*/*/*.git/.tmp-*"):
             meta.unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Stop every repo's ``git cat-file`` helpers (the server is stopping)."""
+        with self._lock:
+            for repo in self._repos.values():
+                with repo.lock:
+                    repo.close()
+
     def _path(self, key: RepoKey) -> Path:
         return self.root / "repos" / f"{key.repo_type}s" / key.namespace / f"{key.name}.git"
 
