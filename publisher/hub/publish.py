@@ -504,7 +504,11 @@ def publish(
         chain = _causes(err)
         if not any(_is_remote_failure(e) for e in chain):
             raise
-        text = ": ".join(dict.fromkeys(describe(e, token) for e in chain))
+        from huggingface_hub.errors import HfHubHTTPError
+
+        # up to the first HTTP error: its server message says it all (deeper: raw URLs)
+        cut = next((i for i, e in enumerate(chain) if isinstance(e, HfHubHTTPError)), len(chain) - 1)
+        text = ": ".join(dict.fromkeys(describe(e, token).rstrip(".") for e in chain[: cut + 1]))
         raise HubError(f"publishing to {endpoint} failed: {text}",
                        fix="nothing half-published is visible; re-run the same command") from None
     return PublishReport(endpoint, version, False, results)
