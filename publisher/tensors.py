@@ -14,6 +14,7 @@ when complete, so a shard file that exists is a whole shard.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -188,7 +189,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
             nbytes=expected,
         )
     spans.sort()
-    for (b0, e0, n0), (b1, _e1, n1) in zip(spans, spans[1:], strict=False):
+    for (_b0, e0, n0), (b1, _e1, n1) in itertools.pairwise(spans):
         if b1 < e0:
             raise TensorFileError(
                 f"tensors {n0} and {n1} overlap in the data section", where=str(path)
@@ -233,7 +234,7 @@ class TensorReader:
         return buf.view(info.torch_dtype).reshape(shape)
 
     def _read_into(self, info: TensorInfo, offset: int, buf: torch.Tensor) -> None:
-        view = memoryview(buf.numpy()).cast("B")
+        view = memoryview(buf.numpy()).cast("B")  # type: ignore[arg-type]
         fd = self._fd(info.path)
         done = 0
         total = len(view)
@@ -409,6 +410,7 @@ class ShardWriter:
         self._file = self._tmp.open("wb")
         self._hash = hashlib.sha256()
         self._size = 0
+        self._part_bytes = 0  # bytes of the expected tensor already written by write_part
         self._emit(encode_header(tensors, metadata))
 
     def _emit(self, data: bytes | memoryview) -> None:
@@ -422,6 +424,8 @@ class ShardWriter:
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         want = self.expected
+        if self._part_bytes:
+            raise RuntimeError(f"writer is in the middle of {want.name if want else '?'}, got {name}")
         if want is None or want.name != name:
             raise RuntimeError(f"writer expected {want.name if want else 'no tensor'}, got {name}")
         got_dtype = TORCH_TO_DTYPE.get(tensor.dtype)
@@ -432,6 +436,26 @@ class ShardWriter:
         if want.nbytes:
             self._emit(tensor_bytes(tensor))
         self._next += 1
+
+    def write_part(self, name: str, part: torch.Tensor) -> None:
+        """Append the next rows of the expected tensor: a big tensor streams band by band."""
+        want = self.expected
+        if want is None or want.name != name:
+            raise RuntimeError(f"writer expected {want.name if want else 'no tensor'}, got {name}")
+        got_dtype = TORCH_TO_DTYPE.get(part.dtype)
+        if got_dtype != want.dtype or tuple(part.shape[1:]) != want.shape[1:]:
+            raise RuntimeError(
+                f"{name}: planned {want.dtype}{list(want.shape)}, got a part {got_dtype}{list(part.shape)}"
+            )
+        nbytes = part.numel() * part.element_size()
+        if self._part_bytes + nbytes > want.nbytes:
+            raise RuntimeError(f"{name}: parts exceed the planned {want.nbytes} bytes")
+        if nbytes:
+            self._emit(tensor_bytes(part))
+        self._part_bytes += nbytes
+        if self._part_bytes == want.nbytes:
+            self._part_bytes = 0
+            self._next += 1
 
     def close(self, *, fsync: bool = True) -> FileDigest:
         if self.expected is not None:
@@ -453,7 +477,7 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     t = tensor.detach()
     if not t.is_contiguous():
         t = t.contiguous()
-    return memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")
+    return memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")  # type: ignore[arg-type]
 
 
 def write_index(root: Path, shards: Sequence[Sequence[PlannedTensor]], names: Sequence[str], total_parameters: int) -> FileDigest | None:

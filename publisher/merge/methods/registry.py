@@ -1,0 +1,133 @@
+"""The method registry: each merge method is one small pure function over one output tensor.
+
+A method sees a ``TensorJob`` (the input tensors for one output tensor, already converted
+to the load dtype, plus evaluated parameters) and returns the merged tensor. It never
+touches files, threads or other tensors: that is the engine's job. Parameters are declared
+with their mergekit names and defaults so the recipe validator can reject unknown names
+and out-of-range values before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from publisher.determinism import tensor_generator
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+# A check returns None when the value is fine, else what is wrong with it ("must be in [0, 1]").
+Check = Callable[[Any], str | None]
+
+
+def in_range(lo: float, hi: float, *, lo_open: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number, got {value!r}"
+        ok = (value > lo if lo_open else value >= lo) and value <= hi
+        if not ok:
+            return f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {value}"
+        return None
+
+    return check
+
+
+def non_negative(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, got {value!r}"
+    return None if value >= 0 else f"must not be negative, got {value}"
+
+
+def is_number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, got {value!r}"
+    return None
+
+
+def is_bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any = REQUIRED
+    check: Check | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass
+class TensorJob:
+    """Everything a method needs to produce one output tensor."""
+
+    name: str  # output tensor name
+    tensors: list[torch.Tensor]  # one per input model, in recipe order, in the load dtype
+    models: list[str]  # the model references, for messages
+    base: int | None  # index of the base model in ``tensors``, if there is one
+    params: dict[str, Any]  # global parameters evaluated for this tensor
+    model_params: list[dict[str, Any]]  # per-model parameters, aligned with ``tensors``
+    seed: int = 0  # the recipe's seed; random methods draw from ``generator()``
+    compute_dtype: torch.dtype | None = None  # None: mergekit's precision for the method
+    is_embed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, salt: str = "") -> torch.Generator:
+        """A generator seeded by (recipe seed, tensor name): order- and thread-independent."""
+        return tensor_generator(self.seed, self.name + salt)
+
+    @property
+    def base_tensor(self) -> torch.Tensor:
+        assert self.base is not None
+        return self.tensors[self.base]
+
+
+MethodFn = Callable[[TensorJob], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class MergeMethod:
+    name: str
+    fn: MethodFn
+    params: tuple[Param, ...] = ()
+    model_params: tuple[Param, ...] = ()
+    needs_base: bool = False
+    min_models: int = 1
+    max_models: int | None = None
+    random: bool = False
+    # Working memory beyond inputs and output, as a multiple of the input bytes; the engine
+    # uses it to decide how many tensors may be in flight at once.
+    workspace: float = 2.0
+    pretty_name: str = ""
+    reference_url: str = ""
+
+    def param(self, name: str) -> Param | None:
+        for p in (*self.params, *self.model_params):
+            if p.name == name:
+                return p
+        return None
+
+
+REGISTRY: dict[str, MergeMethod] = {}
+
+
+def register(method: MergeMethod) -> MergeMethod:
+    if method.name in REGISTRY:
+        raise RuntimeError(f"merge method {method.name} registered twice")
+    REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> MergeMethod | None:
+    return REGISTRY.get(name)
