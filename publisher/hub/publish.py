@@ -40,6 +40,7 @@ from publisher.hub.cardcheck import check_card
 from publisher.hub.ids import InvalidName, check_path_in_repo, check_ref_name, split_repo_id
 from publisher.hub.remote import (
     Retry,
+    client_settings,
     describe,
     make_api,
     resolve_endpoint,
@@ -87,22 +88,35 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def publish_private(build_dir: Path) -> bool:
-    """``publish.private`` of the build's recipe.yaml (default False). Kept minimal on purpose."""
+@dataclass(frozen=True)
+class PublishSettings:
+    private: bool = False
+    commit_message: str | None = None
+
+
+def publish_settings(build_dir: Path) -> PublishSettings:
+    """The recipe's ``publish:`` section (``private``, ``commit_message``) from the build's recipe.yaml.
+
+    Read directly and minimally: publishing needs only these two keys, not the whole recipe.
+    """
     path = Path(build_dir) / RECIPE_FILE
     if not path.is_file():
-        return False
+        return PublishSettings()
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise RecipeError(f"recipe.yaml is not valid YAML ({e})", where=str(path)) from e
     section = data.get("publish") if isinstance(data, dict) else None
     if section is None:
-        return False
-    private = section.get("private", False) if isinstance(section, dict) else None
+        return PublishSettings()
+    if not isinstance(section, dict):
+        raise RecipeError("publish must be a mapping", where=str(path))
+    private, message = section.get("private", False), section.get("commit_message")
     if not isinstance(private, bool):
         raise RecipeError("publish.private must be true or false", where=str(path))
-    return private
+    if message is not None and not isinstance(message, str):
+        raise RecipeError("publish.commit_message must be a string", where=str(path))
+    return PublishSettings(private, message)
 
 
 def read_build(build_dir: Path) -> tuple[Manifest, list[VariantBuild]]:
@@ -233,8 +247,12 @@ def _same(lf: LocalFile, rf: RepoFile) -> bool:
 class Publisher:
     """One publishing run against one endpoint; ``publish()`` below is the usual entry point."""
 
-    def __init__(self, api: HfApi, token: str | None, retry: Retry, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, api: HfApi, token: str | None, retry: Retry, log: Callable[[str], None],
+        commit_message: str | None = None,
+    ) -> None:
         self.api = api
+        self.commit_message = commit_message
         self.token = token
         self.retry = retry
         self.log = log
@@ -392,7 +410,8 @@ class Publisher:
             ops.append(op)
         title = _title(plan.tag) if plan.state == "publish" else f"Update model card ({plan.tag})"
         description = "\n".join(
-            [
+            ([self.commit_message.strip(), ""] if self.commit_message else [])
+            + [
                 f"Recipe {manifest.recipe_name} version {version}, variant {plan.build.name}.",
                 f"Recipe sha256 {manifest.recipe_sha256}; built by {manifest.tool} at {manifest.created.isoformat()}.",
             ]
@@ -465,7 +484,8 @@ def publish(
         check_ref_name(tag, "tag")
     except InvalidName as e:
         raise PublishError(str(e), where=str(build_dir / MANIFEST_FILE), fix="use a version such as 1.0.0") from e
-    private = publish_private(build_dir)
+    settings = publish_settings(build_dir)
+    private = settings.private
     for b in builds:
         result = check_card(b.card)
         if result.errors:
@@ -482,7 +502,15 @@ def publish(
             f"no Hub token for {endpoint}", fix="set HF_TOKEN or run `hf auth login` (a write token)"
         )
     api = make_api(endpoint, token)
-    publisher = Publisher(api, token, retry or Retry(), log or (lambda _msg: None))
+    publisher = Publisher(api, token, retry or Retry(), log or (lambda _msg: None), settings.commit_message)
+    with client_settings(endpoint):
+        return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+
+
+def _run(
+    publisher: Publisher, builds: list[VariantBuild], manifest: Manifest, version: str, tag: str,
+    private: bool, dry_run: bool, endpoint: str, token: str | None,
+) -> PublishReport:
     try:
         for b in builds:
             _validate_remote(publisher, b)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlparse
 
-from publisher.errors import HubError
+from publisher.errors import HubError, PublishError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -40,20 +42,49 @@ def resolve_token(token: str | None = None) -> str | None:
 
 def make_api(endpoint: str, token: str | None) -> HfApi:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if not _is_huggingface_co(endpoint):
-        # Other servers (the local Hub) speak plain LFS, not Xet. The client reads this
-        # setting at import and checks the constant at call time: set both.
-        os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
-        from huggingface_hub import constants
-
-        constants.HF_HUB_DISABLE_XET = True
     from huggingface_hub import HfApi
 
     return HfApi(endpoint=endpoint, token=token if token else False, library_name="publisher")
 
 
+@contextmanager
+def client_settings(endpoint: str) -> Iterator[None]:
+    """huggingface_hub settings this endpoint needs, for the duration of a publish.
+
+    Servers other than huggingface.co (the local Hub) speak plain LFS, not Xet; and
+    ``HF_HUB_OFFLINE`` (which blocks every request of the client) is about the Hub, so a
+    loopback server stays reachable. The client reads both at import and checks the
+    constants at call time, so the constants are set here and restored afterwards.
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE
+    if constants.HF_HUB_OFFLINE and not _is_loopback(endpoint):
+        raise PublishError(
+            f"HF_HUB_OFFLINE is set: huggingface_hub will not reach {endpoint}",
+            fix="unset HF_HUB_OFFLINE to publish",
+        )
+    try:
+        if not _is_huggingface_co(endpoint):
+            constants.HF_HUB_DISABLE_XET = True
+        if _is_loopback(endpoint):
+            constants.HF_HUB_OFFLINE = False
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE = saved
+
+
+def _host(endpoint: str) -> str:
+    return urlparse(endpoint).hostname or ""
+
+
+def _is_loopback(endpoint: str) -> bool:
+    host = _host(endpoint)
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 def _is_huggingface_co(endpoint: str) -> bool:
-    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    host = _host(endpoint).lower()
     return host == "huggingface.co" or host.endswith(".huggingface.co") or host == "hf.co"
 
 
@@ -72,10 +103,12 @@ def status_of(err: BaseException) -> int | None:
 def is_transient(err: BaseException) -> bool:
     """429/5xx answers and dropped or refused connections: worth another try."""
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     if isinstance(err, HfHubHTTPError):
         return status_of(err) in RETRY_STATUSES
+    if isinstance(err, OfflineModeIsEnabled):
+        return False
     return isinstance(err, httpx2.TransportError | ConnectionError | TimeoutError)
 
 

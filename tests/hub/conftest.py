@@ -11,6 +11,15 @@ from publisher.hub.server import LocalHub, Settings
 from tests.hub.helpers import Hub
 
 
+@pytest.fixture(autouse=True)
+def _online_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs with HF_HUB_OFFLINE=1; these tests talk to a server on 127.0.0.1."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+
+
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     settings = Settings(multipart_threshold=512 << 10, chunk_size=256 << 10, page_size=1000)

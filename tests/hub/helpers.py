@@ -77,6 +77,7 @@ def make_build(
     variants: bool = True,
     private: bool | None = None,
     card_extra: str = "",
+    commit_message: str | None = None,
     max_shard_bytes: int = 5_000_000_000,
 ) -> Path:
     """A build directory as ``publisher build`` lays it out, with a hand-written manifest."""
@@ -85,8 +86,10 @@ def make_build(
     generate_model(root, shape, recipe=Recipe(seed=seed), max_shard_bytes=max_shard_bytes)
     (root / "README.md").write_text(card(repo_id, extra=card_extra))
     recipe = f"name: {repo_id}\nversion: {version}\nmerge:\n  merge_method: slerp\n"
-    if private is not None:
-        recipe += f"publish:\n  private: {str(private).lower()}\n"
+    if private is not None or commit_message is not None:
+        recipe += "publish:\n"
+        recipe += f"  private: {str(private).lower()}\n" if private is not None else ""
+        recipe += f"  commit_message: {commit_message}\n" if commit_message is not None else ""
     (root / "recipe.yaml").write_text(recipe)
     manifest_variants = [
         Variant(name="merged", repo_id=repo_id, folder="", dtype="BF16", parameter_count=1,

@@ -154,6 +154,20 @@ def test_manifest_hashes_are_the_lfs_oids_and_the_server_checks_them(hub: Hub, t
     assert [c.title for c in hub.api().list_repo_commits("alice/tiny-merge")] == ["initial commit"]
 
 
+def test_offline_mode_still_reaches_a_loopback_hub(hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    build = make_build(tmp_path / "b1", variants=False, commit_message="First public cut")
+    assert _publish(hub, build).results[0].action == "published"
+    assert constants.HF_HUB_OFFLINE is True  # restored after publishing
+    with pytest.raises(PublishError, match="HF_HUB_OFFLINE"):
+        publish(build, endpoint="https://hub.example.com", token=hub.token)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    commit = hub.api().list_repo_commits("alice/tiny-merge")[0]
+    assert commit.title == "Publish v1.0.0" and commit.message.startswith("First public cut")
+
+
 def _lfs_puts(hub: Hub) -> int:
     stats = hub.server.app.stats
     return stats["PUT /lfs-upload/{ticket}"] + stats["PUT /lfs-upload/{ticket}/{part}"]
