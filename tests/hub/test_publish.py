@@ -151,6 +151,7 @@ def test_manifest_hashes_are_the_lfs_oids_and_the_server_checks_them(hub: Hub, t
     (build / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(HubError, match="does not hash to its oid") as err:
         _publish(hub, build)
+    assert "/lfs-upload/" not in str(err.value)  # no signed upload URL in the message
     assert [c.title for c in hub.api().list_repo_commits("alice/tiny-merge")] == ["initial commit"]
 
 
