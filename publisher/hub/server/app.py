@@ -188,6 +188,7 @@ class LocalHub:
     def start(self) -> LocalHub:
         self._lock_file = lock_root(self.root)
         self.app.store.recover()
+        self.app.store.lfs.gc()  # objects of deleted repos
         self._server = HubHTTPServer((self.host, self.port), self.app)
         self.port = self._server.server_address[1]
         self.app.default_host = f"{self.host}:{self.port}"

@@ -160,6 +160,8 @@ def register(app: HubApp, router: Router) -> None:
     # ---------------------------------------------------------------- reading
     def info(req: Request) -> Response:
         repo, snap = snapshot_at(req, req.params.get("rev") or "main")
+        if len(info_cache) > 4096:
+            info_cache.clear()  # derived data per commit: cheap to rebuild, never stale
         return Response.json(repo_info(repo, snap, files_metadata=req.flag("blobs"), cache=info_cache))
 
     def tree(req: Request) -> Response:
