@@ -37,14 +37,14 @@ BIG = "model.safetensors"
 BIG_SIZE = 16 << 20
 
 
-def _download_worker(url: str, seconds: float, threads: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _download_worker(url: str, seconds: float, threads: int, out: mp.Queue) -> None:
     host = urlparse(url)
     stop_at = time.time() + seconds
     results: list[tuple[str, float, int, bool]] = []
     lock = threading.Lock()
 
     def loop() -> None:
-        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        conn = http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=60)
         local = []
         while time.time() < stop_at:
             big = random.random() < 0.5
@@ -68,7 +68,7 @@ def _download_worker(url: str, seconds: float, threads: int, out: mp.Queue) -> N
             except (OSError, http.client.HTTPException):
                 local.append(("error", time.perf_counter() - t0, 0, False))
                 conn.close()
-                conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+                conn = http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port, timeout=60)
         with lock:
             results.extend(local)
 
@@ -80,7 +80,7 @@ def _download_worker(url: str, seconds: float, threads: int, out: mp.Queue) -> N
     out.put(results)
 
 
-def _upload_worker(url: str, token: str, seconds: float, uploaders: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _upload_worker(url: str, token: str, seconds: float, uploaders: int, out: mp.Queue) -> None:
     os.environ["HF_HUB_DISABLE_XET"] = "1"
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     from huggingface_hub import HfApi
@@ -149,7 +149,7 @@ def main() -> None:
         api.upload_folder(folder_path=data, repo_id="bench/data")
         rss_start = proc.memory_info().rss
 
-        queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+        queue: mp.Queue = mp.Queue()
         per = [args.downloaders // args.processes + (i < args.downloaders % args.processes) for i in range(args.processes)]
         workers = [mp.Process(target=_download_worker, args=(url, args.seconds, n, queue)) for n in per if n]
         if args.uploaders:
