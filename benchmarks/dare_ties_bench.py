@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from benchlib import GIB, drop_caches, folder_bytes, timed  # noqa: E402
+
 VENV = ROOT / ".oracle-venv-mergekit"
-GIB = 1 << 30
 
 RECIPE = """\
 models:
@@ -57,36 +58,6 @@ def make_parents(root: Path, layers: int) -> None:
         raise SystemExit(f"not enough free disk: {free / GIB:.0f} GiB free, about {need / GIB:.0f} GiB needed")
     cmd = [sys.executable, str(script), str(root), "--preset", "7b", "--layers", str(layers), "--family", "2"]
     subprocess.run(cmd, check=True)
-
-
-def drop_caches(parents: Path) -> str:
-    try:
-        os.sync()
-        Path("/proc/sys/vm/drop_caches").write_text("1\n")
-        return "cold page cache (dropped)"
-    except OSError:
-        for f in sorted(parents.rglob("*.safetensors")):
-            with f.open("rb") as fh:
-                while fh.read(64 << 20):
-                    pass
-        return "page cache after the same warm-up read"
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """(wall seconds, peak RSS GiB, CPU seconds) of a command, from /usr/bin/time -v."""
-    t0 = time.monotonic()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, text=True)
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed:\n{proc.stderr[-3000:]}")
-    err = proc.stderr
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))  # type: ignore[union-attr]
-    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", err).group(1)) for k in ("User", "System"))  # type: ignore[union-attr]
-    return wall, rss_kb * 1024 / GIB, cpu
-
-
-def folder_bytes(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.rglob("*.safetensors"))
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ and pinned: the commit sha actually used goes into the manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -99,46 +98,51 @@ def _open(path: Path, where: str) -> ModelFiles:
 
 
 def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str]:
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
-    endpoint = os.environ.get("HF_ENDPOINT") or None
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    from publisher.hub.remote import is_loopback, loopback_online, resolve_endpoint, resolve_token
+
+    endpoint = resolve_endpoint()
+    token = resolve_token()
     try:
-        if not offline:
-            files = HfApi(endpoint=endpoint).list_repo_files(repo_id, revision=revision)
-            if not any(f.endswith(".safetensors") for f in files):
-                pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
-                if pickles:
-                    raise SourceError(
-                        f"{repo_id} has only pickle checkpoints ({', '.join(pickles[:3])}); publisher never unpickles",
-                        where=where,
-                        fix="use a revision with safetensors weights, or convert the model first",
-                    )
-                raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
-        folder = snapshot_download(
-            repo_id, revision=revision, allow_patterns=ALLOW_PATTERNS, endpoint=endpoint
-        )
+        with loopback_online(endpoint):
+            offline = bool(constants.HF_HUB_OFFLINE)
+            if not offline:
+                files = HfApi(endpoint=endpoint, token=token or False).list_repo_files(repo_id, revision=revision)
+                if not any(f.endswith(".safetensors") for f in files):
+                    pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+                    if pickles:
+                        raise SourceError(
+                            f"{repo_id} has only pickle checkpoints ({', '.join(pickles[:3])}); publisher never unpickles",
+                            where=where,
+                            fix="use a revision with safetensors weights, or convert the model first",
+                        )
+                    raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
+            folder = snapshot_download(
+                repo_id, revision=revision, allow_patterns=ALLOW_PATTERNS, endpoint=endpoint, token=token or False
+            )
     except RevisionNotFoundError as e:
         raise SourceError(f"revision '{revision}' of {repo_id} not found", where=where) from e
     except RepositoryNotFoundError as e:
         raise SourceError(
-            f"repo {repo_id} not found at {endpoint or 'the Hub'}",
+            f"repo {repo_id} not found at {endpoint}",
             where=where,
             fix="check the repo id, HF_ENDPOINT and HF_TOKEN (private repos need a token)",
         ) from e
     except LocalEntryNotFoundError as e:
+        hint = "is the server running?" if is_loopback(endpoint) else "unset HF_HUB_OFFLINE or set HF_ENDPOINT to a reachable server"
         raise SourceError(
-            f"{repo_id} is not in the local cache and the Hub cannot be reached",
+            f"{repo_id} is not in the local cache and {endpoint} cannot be reached",
             where=where,
-            fix="unset HF_HUB_OFFLINE, set HF_ENDPOINT to a reachable server, or use a local folder",
+            fix=f"{hint}, or use a local folder",
         ) from e
     except OSError as e:
-        raise SourceError(f"cannot fetch {repo_id}: {e}", where=where).with_traceback(None) from None
+        raise SourceError(f"cannot fetch {repo_id}: {e}", where=where) from None
     path = Path(folder)
     sha = path.name if SHA_RE.match(path.name) else (revision or "")
     return path, sha
@@ -213,7 +217,3 @@ def input_entry(model: ResolvedModel, threads: int = 2) -> InputModel:
         path=str(model.path),
         files=file_entries(model, threads),
     )
-
-
-def short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -59,7 +59,7 @@ def client_settings(endpoint: str) -> Iterator[None]:
     from huggingface_hub import constants
 
     saved = constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE
-    if constants.HF_HUB_OFFLINE and not _is_loopback(endpoint):
+    if constants.HF_HUB_OFFLINE and not is_loopback(endpoint):
         raise PublishError(
             f"HF_HUB_OFFLINE is set: huggingface_hub will not reach {endpoint}",
             fix="unset HF_HUB_OFFLINE to publish",
@@ -67,8 +67,23 @@ def client_settings(endpoint: str) -> Iterator[None]:
     try:
         if not _is_huggingface_co(endpoint):
             constants.HF_HUB_DISABLE_XET = True
-        if _is_loopback(endpoint):
+        if is_loopback(endpoint):
             constants.HF_HUB_OFFLINE = False
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE = saved
+
+
+@contextmanager
+def loopback_online(endpoint: str) -> Iterator[None]:
+    """Let huggingface_hub reach a loopback server even under ``HF_HUB_OFFLINE`` (downloads)."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE
+    try:
+        if is_loopback(endpoint):
+            constants.HF_HUB_OFFLINE = False
+            constants.HF_HUB_DISABLE_XET = True
         yield
     finally:
         constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE = saved
@@ -78,7 +93,7 @@ def _host(endpoint: str) -> str:
     return urlparse(endpoint).hostname or ""
 
 
-def _is_loopback(endpoint: str) -> bool:
+def is_loopback(endpoint: str) -> bool:
     host = _host(endpoint)
     return host == "localhost" or host == "::1" or host.startswith("127.")
 

@@ -113,10 +113,12 @@ class _Progress:
             self._bar.stop()
 
 
-def job_bytes(plan: MergePlan, t: TensorPlan) -> int:
+def job_bytes(plan: MergePlan, t: TensorPlan, variants: int = 1) -> int:
+    """Bytes a job holds until written: inputs, the merged tensor, each extra variant's copy
+    (quantized copies are at most ~0.6x the merged bytes) and the method's workspace."""
     inputs = plan.input_bytes(t)
     work = inputs * (2 if plan.recipe.recipe.compute_dtype else 1)
-    return int(inputs + t.out.nbytes * 2 + work * plan.method.workspace)
+    return int(inputs + t.out.nbytes * (1 + 0.6 * (variants - 1)) + work * plan.method.workspace)
 
 
 def plan_fingerprint(plan: MergePlan, variants: list[VariantOutput], shard_bytes: int, inputs: list[str]) -> str:
@@ -308,7 +310,7 @@ class Engine:
                         held = None
                         if nxt is None:
                             break
-                        cost = job_bytes(self.plan, nxt[1])
+                        cost = job_bytes(self.plan, nxt[1], len(self.variants))
                         if pending and in_flight + cost > self.memory_budget:
                             held = nxt
                             break
