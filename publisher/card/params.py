@@ -1,0 +1,328 @@
+"""The merge parameters as they were actually applied, per layer band, for the card.
+
+A recipe says ``t: [{filter: self_attn, value: [0, 0.5, 0.3, 0.7, 1]}, ...]``; a reader
+wants to know which t layer 12's attention got. This evaluates the setting the way
+mergekit does (and the engine follows): within an output slice of n layers, layer i has
+t = i/(n-1) (t = 1 for a one-layer slice); a gradient of k stops is interpolated linearly
+at t*(k-1); a list of conditions is tried in order and the first whose filter is a
+substring of the tensor name wins (no filter, or ``*``, matches all); the per-model
+setting wins over the slice's, the slice's over the global one, the global over the
+method default. Tensors outside the layers (embeddings, final norm, lm_head) use t = 0.
+
+The result is a table per parameter (and per model for per-model parameters): one column
+per group of tensors that received the same values, one row per band of consecutive
+layers with identical values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from publisher.merge.methods.registry import REQUIRED, MergeMethod
+from publisher.recipe import ConditionalParameter, MergeConfig
+
+LAYER_RE = re.compile(r"^(?P<prefix>.*?\blayers\.)(?P<index>\d+)\.(?P<suffix>.+)$")
+Value = bool | int | float | str | None
+
+
+def evaluate_setting(tensor_name: str, setting: Any, t: float) -> tuple[Value, str | None]:
+    """(value, the filter that decided it) — value None when no condition matched."""
+    if isinstance(setting, ConditionalParameter):
+        setting = [setting]
+    if isinstance(setting, bool | int | float | str):
+        return setting, None
+    if isinstance(setting, list):
+        if all(isinstance(e, int | float) and not isinstance(e, bool) for e in setting):
+            if not setting:
+                return None, None
+            scaled = t * (len(setting) - 1)
+            i0 = int(scaled)
+            i1 = min(len(setting) - 1, i0 + 1)
+            frac = scaled - i0
+            return (1 - frac) * setting[i0] + frac * setting[i1], None
+        if all(isinstance(e, bool | int | float | str) for e in setting):
+            return setting[int(t * (len(setting) - 1))], None
+        for cond in setting:
+            if isinstance(cond, dict):
+                cond = ConditionalParameter.model_validate(cond)
+            if not isinstance(cond, ConditionalParameter):
+                continue
+            if cond.filter is None or cond.filter == "*" or cond.filter in tensor_name:
+                value, _ = evaluate_setting(tensor_name, cond.value, t)
+                return value, cond.filter
+        return None, None
+    return None, None
+
+
+@dataclass(frozen=True)
+class _Slice:
+    start: int  # first output layer
+    length: int
+    sources: list[tuple[str, int, dict[str, Any]]]  # (model, first input layer, parameters)
+    parameters: dict[str, Any]
+
+
+def _slices(merge: MergeConfig, num_layers: int) -> list[_Slice]:
+    if merge.slices is not None:
+        out, start = [], 0
+        for s in merge.slices:
+            n = s.sources[0].layer_range[1] - s.sources[0].layer_range[0]
+            srcs = [(src.model, src.layer_range[0], dict(src.parameters or {})) for src in s.sources]
+            out.append(_Slice(start, n, srcs, dict(s.parameters or {})))
+            start += n
+        return out
+    models = [(m.model, 0, dict(m.parameters or {})) for m in merge.models or []]
+    if merge.base_model and merge.base_model not in [m for m, _, _ in models]:
+        models.append((merge.base_model, 0, {}))
+    return [_Slice(0, num_layers, models, {})]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    value: Value
+    source: str  # the column label: the filter that decided it, "all", or "default"
+
+
+def _resolve(
+    param: str,
+    name: str,
+    model: str | None,
+    sl: _Slice,
+    t: float,
+    merge: MergeConfig,
+    default: Any,
+    input_layer: int | None,
+) -> Resolved:
+    levels: list[dict[str, Any]] = []
+    src_name = name
+    if model is not None:
+        for m, first, params in sl.sources:
+            if m == model:
+                levels.append(params)
+                match = LAYER_RE.match(name)
+                if input_layer is not None and match:
+                    # per-model settings are matched against the *input* tensor's name
+                    src_name = f"{match['prefix']}{first + input_layer}.{match['suffix']}"
+                break
+    levels += [sl.parameters, dict(merge.parameters or {})]
+    for i, params in enumerate(levels):
+        if param in params:
+            value, decided_by = evaluate_setting(src_name if (model is not None and i == 0) else name, params[param], t)
+            if value is not None:
+                return Resolved(value, decided_by if decided_by not in (None, "*") else "all")
+    if default is REQUIRED:
+        return Resolved(None, "not set")
+    return Resolved(default, "default")
+
+
+def format_value(v: Value) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        text = f"{v:.3f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+    return str(v)
+
+
+@dataclass
+class Column:
+    label: str  # "self_attn", "mlp", "other", "all", "default"
+    members: list[str]  # tensor suffixes in the column, e.g. "self_attn.q_proj.weight"
+
+
+@dataclass
+class Band:
+    first: int
+    last: int
+    values: list[str]  # one per column, formatted
+
+    @property
+    def layers(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}–{self.last}"
+
+
+@dataclass
+class ParamTable:
+    """One parameter (for one model, if per-model) as applied across the model."""
+
+    name: str
+    model: str | None
+    columns: list[Column]
+    bands: list[Band]
+    outside: list[tuple[str, str]]  # (tensor name, value) for tensors outside the layers
+    setting: str  # the setting as written, compact
+    constant: str | None = None  # the single value when it is the same everywhere
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def varies(self) -> bool:
+        return self.constant is None
+
+
+def _compact(setting: Any) -> str:
+    if isinstance(setting, ConditionalParameter):
+        setting = [setting]
+    if isinstance(setting, list):
+        parts = []
+        for e in setting:
+            if isinstance(e, ConditionalParameter):
+                parts.append(f"{e.filter or 'else'}: {_compact(e.value)}")
+            else:
+                parts.append(format_value(e))
+        inner = ", ".join(parts)
+        return f"[{inner}]" if not any(isinstance(e, ConditionalParameter) for e in setting) else inner
+    return format_value(setting)
+
+
+def _written(name: str, model: str | None, merge: MergeConfig) -> str:
+    found: list[str] = []
+    for s in merge.slices or []:
+        for src in s.sources:
+            if model is not None and src.model == model and src.parameters and name in src.parameters:
+                found.append(_compact(src.parameters[name]))
+        if s.parameters and name in s.parameters:
+            found.append(_compact(s.parameters[name]))
+    for m in merge.models or []:
+        if model is not None and m.model == model and m.parameters and name in m.parameters:
+            found.append(_compact(m.parameters[name]))
+    if merge.parameters and name in merge.parameters:
+        found.append(_compact(merge.parameters[name]))
+    return "; ".join(dict.fromkeys(found)) or "not set (method default)"
+
+
+def parameter_table(
+    name: str,
+    merge: MergeConfig,
+    tensor_names: Sequence[str],
+    num_layers: int,
+    *,
+    model: str | None = None,
+    default: Any = REQUIRED,
+) -> ParamTable:
+    """Evaluate one parameter over every tensor of the output model."""
+    slices = _slices(merge, num_layers)
+    suffixes = sorted({m["suffix"] for n in tensor_names if (m := LAYER_RE.match(n))})
+    prefix = next((m["prefix"] for n in tensor_names if (m := LAYER_RE.match(n))), "model.layers.")
+    outside_names = sorted(n for n in tensor_names if not LAYER_RE.match(n))
+    total = sum(s.length for s in slices)
+
+    # per suffix: the (value, label) at every output layer
+    per_suffix: dict[str, list[Resolved]] = {}
+    for suffix in suffixes:
+        row: list[Resolved] = []
+        for sl in slices:
+            for i in range(sl.length):
+                t = i / (sl.length - 1) if sl.length > 1 else 1.0
+                tensor = f"{prefix}{sl.start + i}.{suffix}"
+                row.append(_resolve(name, tensor, model, sl, t, merge, default, i))
+        per_suffix[suffix] = row
+
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for suffix, row in per_suffix.items():
+        labels = {r.source for r in row}
+        label = labels.pop() if len(labels) == 1 else "mixed"
+        key = (label, tuple(format_value(r.value) for r in row))
+        groups.setdefault(key, []).append(suffix)
+    filters = _filter_order(name, merge)
+    ordered = sorted(groups.items(), key=lambda kv: _column_order(kv[0][0], filters))
+    # one label may yield several columns (e.g. a layer-name filter); number them apart
+    seen: dict[str, int] = {}
+    columns: list[Column] = []
+    vectors: list[tuple[str, ...]] = []
+    for (label, vector), members in ordered:
+        seen[label] = seen.get(label, 0) + 1
+        shown = _shown_label(label) if seen[label] == 1 else f"{_shown_label(label)} ({seen[label]})"
+        columns.append(Column(shown, sorted(members)))
+        vectors.append(vector)
+
+    bands: list[Band] = []
+    for layer in range(total):
+        values = [v[layer] for v in vectors]
+        if bands and bands[-1].values == values:
+            bands[-1].last = layer
+        else:
+            bands.append(Band(layer, layer, values))
+
+    outside: list[tuple[str, str]] = []
+    for tname in outside_names:
+        sl = slices[0] if "embed" in tname else slices[-1]
+        outside.append((tname, format_value(_resolve(name, tname, model, sl, 0.0, merge, default, None).value)))
+
+    everything = {v for b in bands for v in b.values} | {v for _, v in outside}
+    constant = everything.pop() if len(everything) == 1 else None
+    return ParamTable(
+        name=name,
+        model=model,
+        columns=columns,
+        bands=bands,
+        outside=outside,
+        setting=_written(name, model, merge),
+        constant=constant,
+    )
+
+
+def _filter_order(name: str, merge: MergeConfig) -> list[str]:
+    """The filters of a parameter in the order the recipe writes them (columns follow it)."""
+    settings: list[Any] = []
+    for s in merge.slices or []:
+        for src in s.sources:
+            settings.append((src.parameters or {}).get(name))
+        settings.append((s.parameters or {}).get(name))
+    for m in merge.models or []:
+        settings.append((m.parameters or {}).get(name))
+    settings.append((merge.parameters or {}).get(name))
+    out: list[str] = []
+    for setting in settings:
+        items = [setting] if isinstance(setting, ConditionalParameter) else setting
+        if isinstance(items, list):
+            out += [c.filter for c in items if isinstance(c, ConditionalParameter) and c.filter]
+    return list(dict.fromkeys(out))
+
+
+def _column_order(label: str, filters: list[str]) -> tuple[int, int, str]:
+    if label in filters:
+        return (0, filters.index(label), label)
+    rank = {"all": 2, "mixed": 3, "default": 4, "not set": 5}
+    return (rank.get(label, 1), 0, label)
+
+
+def _shown_label(label: str) -> str:
+    return {"all": "other", "mixed": "mixed", "default": "default", "not set": "not set"}.get(label, label)
+
+
+def parameter_tables(
+    merge: MergeConfig,
+    method: MergeMethod,
+    tensor_names: Sequence[str],
+    num_layers: int,
+) -> list[ParamTable]:
+    """Every parameter the method takes: global ones once, per-model ones per model."""
+    tables: list[ParamTable] = []
+    for p in method.params:
+        tables.append(parameter_table(p.name, merge, tensor_names, num_layers, default=p.default))
+    models = _model_order(merge)
+    base = merge.base_model
+    for p in method.model_params:
+        for m in models:
+            table = parameter_table(p.name, merge, tensor_names, num_layers, model=m, default=p.default)
+            if m == base and method.needs_base and table.setting.startswith("not set"):
+                continue  # per-model parameters of task-vector methods do not apply to the base
+            tables.append(table)
+    return tables
+
+
+def _model_order(merge: MergeConfig) -> list[str]:
+    out: list[str] = []
+    for m in merge.models or []:
+        out.append(m.model)
+    for s in merge.slices or []:
+        for src in s.sources:
+            out.append(src.model)
+    if merge.base_model:
+        out.append(merge.base_model)
+    return list(dict.fromkeys(out))
