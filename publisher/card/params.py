@@ -309,10 +309,9 @@ def parameter_tables(
     base = merge.base_model
     for p in method.model_params:
         for m in models:
-            table = parameter_table(p.name, merge, tensor_names, num_layers, model=m, default=p.default)
-            if m == base and method.needs_base and table.setting.startswith("not set"):
+            if m == base and method.needs_base:
                 continue  # per-model parameters of task-vector methods do not apply to the base
-            tables.append(table)
+            tables.append(parameter_table(p.name, merge, tensor_names, num_layers, model=m, default=p.default))
     return tables
 
 

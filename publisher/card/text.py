@@ -15,8 +15,7 @@ import re
 from markupsafe import Markup
 
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]{}|~$])")
-_LEADING_MARKER = re.compile(r"^(#{1,6}|[-+])(?=\s|$)")  # heading, bullet
-_SETEXT = re.compile(r"^[-=]+\s*$")  # a whole line of - or = underlines the line above
+_LEADING_MARKER = re.compile(r"^[#+=-]")  # heading, bullet, thematic break, setext underline
 _LEADING_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
 _MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9 _./:@+()-]")
 
@@ -26,7 +25,7 @@ def md_inline(value: object) -> str:
     text = " ".join(str(value).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _INLINE_SPECIAL.sub(r"\\\1", text)
-    if _LEADING_MARKER.match(text) or _SETEXT.match(text):
+    if _LEADING_MARKER.match(text):
         text = "\\" + text
     text = _LEADING_ORDERED.sub(r"\1\\\2", text)
     return text

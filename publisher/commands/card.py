@@ -27,12 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recipes", type=Path, metavar="DIR", help="the catalog's recipes: sibling parents and newer card text")
     p.add_argument("--published", metavar="YYYY-MM-DD", help="publish date to show (default: the build date)")
     p.add_argument("--endpoint", metavar="URL", help="Hub endpoint for parents' cards (default: HF_ENDPOINT)")
+    p.add_argument(
+        "--cards", type=Path, metavar="DIR",
+        help="read parents' cards from a folder laid out like the Hub (DIR/<namespace>/<name>/README.md) instead of an endpoint",
+    )
     p.add_argument("--max-depth", type=int, default=8, metavar="N", help="how many generations of ancestors to follow")
     p.add_argument("--dry-run", action="store_true", help="render and validate, write nothing")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from publisher.card.lineage import FolderFetcher
     from publisher.card.render import render_cards
 
     published = None
@@ -41,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
             published = date.fromisoformat(args.published)
         except ValueError:
             raise CardError(f"--published {args.published!r} is not a date", fix="use YYYY-MM-DD") from None
+    if args.cards and not args.cards.is_dir():
+        raise CardError("--cards is not a folder", where=str(args.cards))
     if args.max_depth < 1:
         raise CardError("--max-depth must be at least 1")
     result = render_cards(
@@ -50,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         recipes_dir=args.recipes,
         published=published,
         endpoint=args.endpoint,
+        fetcher=FolderFetcher(args.cards) if args.cards else None,
         max_depth=args.max_depth,
         write=not args.dry_run,
         warn=lambda w: console.print(f"[yellow]warning:[/] {escape(w)}"),
