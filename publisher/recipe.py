@@ -340,8 +340,7 @@ def model_references(merge: MergeConfig) -> list[str]:
             refs.append(s.base_model)
         for src in s.sources:
             refs.append(src.model)
-    seen: set[str] = set()
-    return [r for r in refs if not (r in seen or seen.add(r))]
+    return list(dict.fromkeys(refs))
 
 
 def _setting_values(setting: Any, loc: Loc = ()) -> list[tuple[Loc, Any]]:
@@ -368,7 +367,7 @@ def check_merge(loaded: LoadedRecipe) -> None:
     if (merge.models is None) == (merge.slices is None):
         raise RecipeError(
             "exactly one of 'models' or 'slices' must be given",
-            where=loaded.where(()),
+            where=loaded.where(),
             fix="list the parents under 'models:' (or 'slices:' for layer ranges)",
         )
     for ref_loc, ref in _model_ref_locations(merge):
@@ -466,7 +465,7 @@ def _check_model_count(loaded: LoadedRecipe, method: MergeMethod) -> None:
         refs = [m.model for m in merge.models]
         if merge.base_model and merge.base_model not in refs:
             refs.append(merge.base_model)
-        groups = [(("models",), refs, merge.base_model)]
+        groups: list[tuple[Loc, list[str], str | None]] = [(("models",), refs, merge.base_model)]
     else:
         groups = [
             (("slices", i), [src.model for src in s.sources], s.base_model or merge.base_model)
@@ -477,7 +476,7 @@ def _check_model_count(loaded: LoadedRecipe, method: MergeMethod) -> None:
         if method.needs_base and not base:
             raise RecipeError(
                 f"{method.name} needs a base model",
-                where=f"{loaded.where(())}: base_model",
+                where=f"{loaded.where()}: base_model",
                 fix="add base_model: <the model the others were fine-tuned from>",
             )
         if method.needs_base and base and base not in refs and merge.slices is not None:

@@ -234,7 +234,7 @@ class TensorReader:
         return buf.view(info.torch_dtype).reshape(shape)
 
     def _read_into(self, info: TensorInfo, offset: int, buf: torch.Tensor) -> None:
-        view = memoryview(buf.numpy()).cast("B")
+        view = memoryview(buf.numpy()).cast("B")  # type: ignore[arg-type]
         fd = self._fd(info.path)
         done = 0
         total = len(view)
@@ -454,7 +454,7 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     t = tensor.detach()
     if not t.is_contiguous():
         t = t.contiguous()
-    return memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")
+    return memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")  # type: ignore[arg-type]
 
 
 def write_index(root: Path, shards: Sequence[Sequence[PlannedTensor]], names: Sequence[str], total_parameters: int) -> FileDigest | None:

@@ -44,6 +44,7 @@ register(
         params=(Param("normalize", True, is_bool),),
         model_params=(Param("weight", check=is_number),),
         min_models=1,
+        workspace=0.2,
         pretty_name="Linear",
         reference_url="https://arxiv.org/abs/2203.05482",
     )

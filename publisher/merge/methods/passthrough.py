@@ -28,6 +28,7 @@ register(
         model_params=(Param("scale", None, _scale_check),),
         min_models=1,
         max_models=1,
+        workspace=1.0,
         pretty_name="Passthrough",
     )
 )

@@ -106,6 +106,9 @@ class MergeMethod:
     min_models: int = 1
     max_models: int | None = None
     random: bool = False
+    # Working memory beyond inputs and output, as a multiple of the input bytes; the engine
+    # uses it to decide how many tensors may be in flight at once.
+    workspace: float = 2.0
     pretty_name: str = ""
     reference_url: str = ""
 

@@ -81,6 +81,7 @@ register(
         needs_base=True,
         min_models=2,
         max_models=2,
+        workspace=0.2,
         pretty_name="SLERP",
         reference_url="https://en.wikipedia.org/wiki/Slerp",
     )

@@ -1,0 +1,283 @@
+"""``publisher build``: recipe → parents → plan → engine → a complete model folder (and variants).
+
+Everything is written into ``.<out>.partial`` beside the output and renamed into place
+when complete, so the output folder either does not exist or is whole. A killed build
+resumes from its last whole shard when run again with the same recipe and parents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from publisher import __version__
+from publisher.errors import OutputError
+from publisher.manifest import (
+    MANIFEST_FILE,
+    RECIPE_FILE,
+    FileEntry,
+    Manifest,
+    Timings,
+    Variant,
+    load_manifest,
+)
+from publisher.merge.engine import (
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_SHARD_BYTES,
+    Engine,
+    VariantOutput,
+    job_bytes,
+    plan_fingerprint,
+)
+from publisher.merge.plan import MergePlan, make_plan
+from publisher.recipe import LoadedRecipe, load_recipe, model_references
+from publisher.sources import ResolvedModel, input_entry, resolve
+from publisher.tensors import FileDigest, write_file_atomic
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+)
+BASELINE_RSS = 350 << 20  # the interpreter, torch and friends before any tensor
+
+
+@dataclass
+class BuildOptions:
+    threads: int = os.cpu_count() or 1
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    quiet: bool = False
+    render_cards: bool = True
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: Manifest
+    skipped: bool  # the output already held this exact build
+
+
+def resolve_models(
+    loaded: LoadedRecipe,
+    *,
+    pins: dict[str, str] | None = None,
+    recipe_outputs: dict[str, Path] | None = None,
+) -> dict[str, ResolvedModel]:
+    refs = model_references(loaded.merge)
+    tok = loaded.merge.tokenizer_source
+    if tok and tok not in ("base", "union") and tok not in refs:
+        refs.append(tok)
+    models = {}
+    for ref in refs:
+        where = f"{loaded.path}: model {ref}"
+        models[ref] = resolve(
+            ref, recipe_dir=loaded.path.parent, where=where, pins=pins, recipe_outputs=recipe_outputs
+        )
+    return models
+
+
+def load_plan(
+    recipe_path: Path,
+    *,
+    pins: dict[str, str] | None = None,
+    recipe_outputs: dict[str, Path] | None = None,
+) -> MergePlan:
+    loaded = load_recipe(recipe_path)
+    return make_plan(loaded, resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs))
+
+
+def merged_variant(plan: MergePlan) -> VariantOutput:
+    return VariantOutput(name="merged", folder="", planned=[t.out for t in plan.tensors])
+
+
+def quantized_variants(plan: MergePlan) -> list[VariantOutput]:
+    """The FP8 (or other) variants the recipe asks for; empty until quantization is wired in."""
+    if not plan.recipe.recipe.quantize:
+        return []
+    from publisher.quantize.variants import plan_variants  # imported lazily: optional stage
+
+    return plan_variants(plan)
+
+
+def estimated_peak_rss(plan: MergePlan, threads: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    biggest = max((job_bytes(plan, t) for t in plan.tensors), default=0)
+    return BASELINE_RSS + max(biggest, min(memory_budget, biggest * threads * 2))
+
+
+def _variant_config(plan: MergePlan, variant: VariantOutput) -> dict[str, object]:
+    if variant.name == "merged":
+        return plan.out_config
+    from publisher.quantize.variants import variant_config
+
+    return variant_config(plan, variant)
+
+
+def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path) -> list[FileDigest]:
+    """config, tokenizer, generation config and the recipe: everything but tensors and the card."""
+    out: list[FileDigest] = []
+    config = _variant_config(plan, variant)
+    out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
+    tok_src = plan.models[plan.tokenizer_model].path
+    chat = plan.recipe.merge.chat_template
+    for name in TOKENIZER_FILES:
+        src = tok_src / name
+        if not src.is_file():
+            continue
+        data = src.read_bytes()
+        if name == "tokenizer_config.json" and chat and chat not in ("base", "auto"):
+            cfg = json.loads(data)
+            cfg["chat_template"] = chat
+            data = (json.dumps(cfg, indent=2) + "\n").encode()
+        if name == "chat_template.jinja" and chat and chat not in ("base", "auto"):
+            continue  # the recipe's template (in tokenizer_config.json) replaces the parent's
+        out.append(write_file_atomic(folder / name, data))
+    config_model = plan.models[plan.base_model if plan.base_model is not None else plan.tensors[0].sources[0][0]]
+    gen = config_model.path / "generation_config.json"
+    if gen.is_file():
+        out.append(write_file_atomic(folder / "generation_config.json", gen.read_bytes()))
+    out.append(write_file_atomic(folder / RECIPE_FILE, plan.recipe.text))
+    return out
+
+
+def _check_disk(path: Path, needed: int) -> None:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    margin = 64 << 20
+    if free < needed + margin:
+        raise OutputError(
+            f"not enough free disk: the build needs {needed / 1e9:.2f} GB, {free / 1e9:.2f} GB free",
+            where=str(probe),
+            fix="free some space or build to another disk with --out",
+        )
+
+
+def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
+    options = options or BuildOptions()
+    t0 = time.monotonic()
+    loaded = load_recipe(recipe_path)
+    out = Path(out).absolute()
+    if out.exists():
+        existing = _existing_build(out)
+        if existing is not None and existing.recipe_sha256 == loaded.sha256:
+            return BuildResult(out=out, manifest=existing, skipped=True)
+        raise OutputError(
+            "already exists and is not a build of this recipe",
+            where=str(out),
+            fix="choose another --out, or delete the folder",
+        )
+    models = resolve_models(loaded, **resolve_kwargs)  # type: ignore[arg-type]
+    plan = make_plan(loaded, models)
+    t_resolved = time.monotonic()
+    variants = [merged_variant(plan), *quantized_variants(plan)]
+    inputs = [input_entry(m, options.threads) for m in plan.models]
+    fingerprint = plan_fingerprint(
+        plan, variants, options.shard_bytes, [f"{i.ref}|{i.revision}|{[f.sha256 for f in i.files]}" for i in inputs]
+    )
+    work = out.parent / f".{out.name}.partial"
+    needed = sum(p.nbytes for v in variants for p in v.planned)
+    done_bytes = sum(f.stat().st_size for f in work.rglob("*.safetensors")) if work.is_dir() else 0
+    _check_disk(out.parent, max(0, needed - done_bytes))
+    engine = Engine(
+        plan,
+        variants,
+        work,
+        threads=options.threads,
+        shard_bytes=options.shard_bytes,
+        memory_budget=options.memory_budget,
+        quiet=options.quiet,
+        fingerprint=fingerprint,
+    )
+    digests = engine.run()
+    t_merged = time.monotonic()
+    manifest_variants = []
+    for v in variants:
+        folder = work / v.folder if v.folder else work
+        files = [*digests[v.name], *_write_side_files(plan, v, folder)]
+        manifest_variants.append(
+            Variant(
+                name=v.name,
+                repo_id=_variant_repo(plan, v),
+                folder=v.folder,
+                quantization=_variant_quantization(plan, v),
+                dtype=_dominant_dtype(v),
+                parameter_count=plan.parameter_count,
+                files=[FileEntry(path=f.path, size=f.size, sha256=f.sha256) for f in sorted(files, key=lambda f: f.path)],
+            )
+        )
+    manifest = Manifest(
+        tool=f"publisher {__version__}",
+        created=datetime.now(UTC).replace(microsecond=0),
+        recipe_name=loaded.recipe.name,
+        recipe_version=loaded.recipe.version,
+        recipe_sha256=loaded.sha256,
+        merge_method=loaded.merge.merge_method,
+        seed=loaded.recipe.seed,
+        compute_dtype=loaded.recipe.compute_dtype,
+        out_dtype=plan.out_dtype,
+        inputs=inputs,
+        variants=manifest_variants,
+        timings=Timings(
+            resolve_s=round(t_resolved - t0, 3),
+            merge_s=round(t_merged - t_resolved, 3),
+            total_s=round(time.monotonic() - t0, 3),
+        ),
+    )
+    (work / MANIFEST_FILE).write_text(manifest.to_json())
+    if options.render_cards:
+        _render_cards(work)
+    (work / "progress.json").unlink(missing_ok=True)
+    os.replace(work, out)
+    return BuildResult(out=out, manifest=manifest, skipped=False)
+
+
+def _variant_repo(plan: MergePlan, v: VariantOutput) -> str | None:
+    name = plan.recipe.recipe.name
+    if name is None:
+        return None
+    return name if v.name == "merged" else f"{name}-{v.name}"
+
+
+def _variant_quantization(plan: MergePlan, v: VariantOutput) -> dict[str, object] | None:
+    if v.name == "merged":
+        return None
+    from publisher.quantize.variants import variant_quantization
+
+    return variant_quantization(plan, v)
+
+
+def _dominant_dtype(v: VariantOutput) -> str:
+    sizes: dict[str, int] = {}
+    for p in v.planned:
+        sizes[p.dtype] = sizes.get(p.dtype, 0) + p.nbytes
+    return max(sizes, key=lambda k: sizes[k]) if sizes else "BF16"
+
+
+def _render_cards(build_dir: Path) -> None:
+    try:
+        from publisher.card.render import render_cards
+    except ModuleNotFoundError:
+        return  # cards land with the card stage
+    render_cards(build_dir)
+
+
+def _existing_build(out: Path) -> Manifest | None:
+    if not (out / MANIFEST_FILE).is_file():
+        return None
+    try:
+        return load_manifest(out)
+    except OutputError:
+        return None

@@ -1,0 +1,47 @@
+"""``publisher build RECIPE --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from publisher.build import BuildOptions, build
+from publisher.commands.common import add_threads, parse_size
+from publisher.merge.engine import DEFAULT_MEMORY_BUDGET, DEFAULT_SHARD_BYTES
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("build", help="merge (and quantize) a recipe into a model folder")
+    p.add_argument("recipe", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="the model folder to create")
+    add_threads(p)
+    p.add_argument("--max-shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES, help="default 5GB")
+    p.add_argument("--memory-budget", type=parse_size, default=DEFAULT_MEMORY_BUDGET, help="bytes of tensors in flight (default 1.5GiB)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (CI logs)")
+    p.add_argument("--no-card", action="store_true", help="skip rendering README.md cards")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    options = BuildOptions(
+        threads=args.threads,
+        shard_bytes=args.max_shard_size,
+        memory_budget=args.memory_budget,
+        quiet=args.quiet,
+        render_cards=not args.no_card,
+    )
+    result = build(args.recipe, args.out, options)
+    m = result.manifest
+    if result.skipped:
+        console.print(f"{result.out} already holds this build (recipe sha256 {m.recipe_sha256[:12]}); nothing to do")
+        return 0
+    size = sum(f.size for v in m.variants for f in v.files)
+    console.print(
+        f"built {result.out} in {m.timings.total_s:.1f}s: "
+        + ", ".join(f"{v.name} ({v.dtype}, {len(v.files)} files)" for v in m.variants)
+        + f", {size / 1e9:.2f} GB"
+    )
+    return 0

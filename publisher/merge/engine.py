@@ -1,0 +1,368 @@
+"""The streaming engine: read a few tensors, merge, transform per variant, write shards in order.
+
+A thread pool computes output tensors (read with pread → convert → method → cast → check
+→ per-variant transforms such as FP8) while the calling thread writes finished tensors in
+plan order, hashing as it writes. How many tensors are in flight is bounded by a memory
+budget (each job's inputs, output and the method's declared workspace), so a 7B merge runs
+in a small, fixed amount of memory whatever the thread count. Results are consumed in plan
+order, so the bytes never depend on which thread finished first.
+
+Resumable: each shard is written under a temporary name and renamed when whole, and the
+work folder's progress.json lists whole shards with their hashes. A rerun of the same
+plan skips the tensors whose shards are all whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from publisher.errors import MergeError, OutputError
+from publisher.merge.methods import TensorJob
+from publisher.merge.plan import MergePlan, TensorPlan
+from publisher.tensors import (
+    DTYPES,
+    FileDigest,
+    PlannedTensor,
+    ShardWriter,
+    TensorReader,
+    assign_shards,
+    shard_names,
+    torch_dtype,
+    write_index,
+)
+
+PROGRESS_FILE = "progress.json"
+DEFAULT_SHARD_BYTES = 5_000_000_000
+DEFAULT_MEMORY_BUDGET = 1536 << 20
+
+Transform = Callable[[str, torch.Tensor], list[tuple[str, torch.Tensor]]]
+
+
+def identity(name: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    return [(name, tensor)]
+
+
+@dataclass
+class VariantOutput:
+    """One model folder the engine fills: the merged model, or a quantized copy of it."""
+
+    name: str
+    folder: str  # relative to the build dir ("" for the merged model)
+    planned: list[PlannedTensor]  # every tensor it will hold, in write order
+    transform: Transform = identity  # merged tensor -> this variant's tensors
+    metadata: dict[str, str] = field(default_factory=lambda: {"format": "pt"})
+
+
+@dataclass
+class EngineStats:
+    tensors: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+
+class _Progress:
+    """Rich progress (tensors, GB read, GB/s, ETA) or nothing when quiet."""
+
+    def __init__(self, total_tensors: int, total_read: int, quiet: bool) -> None:
+        self.quiet = quiet
+        self._bar = None
+        if not quiet:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]merging"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[gb]:.2f} GB read"),
+                TextColumn("{task.fields[rate]:.2f} GB/s"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._task = self._bar.add_task("merge", total=total_tensors, gb=0.0, rate=0.0)
+            self._bar.start()
+        self._start = time.monotonic()
+        self._read = 0
+
+    def advance(self, read_bytes: int) -> None:
+        self._read += read_bytes
+        if self._bar is not None:
+            elapsed = max(time.monotonic() - self._start, 1e-6)
+            self._bar.update(self._task, advance=1, gb=self._read / 1e9, rate=self._read / 1e9 / elapsed)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def job_bytes(plan: MergePlan, t: TensorPlan) -> int:
+    inputs = plan.input_bytes(t)
+    work = inputs * (2 if plan.recipe.recipe.compute_dtype else 1)
+    return int(inputs + t.out.nbytes * 2 + work * plan.method.workspace)
+
+
+def plan_fingerprint(plan: MergePlan, variants: list[VariantOutput], shard_bytes: int, inputs: list[str]) -> str:
+    """What must be equal for a half-written build to be resumed: recipe, inputs, layout."""
+    h = hashlib.sha256()
+    h.update(plan.recipe.sha256.encode())
+    for i in inputs:
+        h.update(i.encode())
+    h.update(str(shard_bytes).encode())
+    for v in variants:
+        h.update(v.name.encode())
+        for p in v.planned:
+            h.update(f"{p.name}|{p.dtype}|{p.shape}".encode())
+    return h.hexdigest()
+
+
+class _VariantWriter:
+    """Writes one variant's tensors into its shards, skipping shards already whole."""
+
+    def __init__(self, variant: VariantOutput, root: Path, shard_bytes: int, done: dict[str, FileDigest]) -> None:
+        self.variant = variant
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.shards = assign_shards(variant.planned, shard_bytes)
+        self.names = shard_names(len(self.shards))
+        self.done = done  # key: folder/name
+        self.shard_of: dict[str, int] = {t.name: i for i, shard in enumerate(self.shards) for t in shard}
+        self._writer: ShardWriter | None = None
+        self._current = -1
+        self.digests: dict[str, FileDigest] = {}
+
+    def key(self, i: int) -> str:
+        return f"{self.variant.folder}/{self.names[i]}" if self.variant.folder else self.names[i]
+
+    def shard_done(self, i: int) -> bool:
+        return self.key(i) in self.done and (self.root / self.names[i]).is_file()
+
+    def needs(self, tensor_names: list[str]) -> bool:
+        return any(not self.shard_done(self.shard_of[n]) for n in tensor_names)
+
+    def write(self, name: str, tensor: torch.Tensor, on_shard_done: Callable[[str, FileDigest], None]) -> None:
+        i = self.shard_of[name]
+        if self.shard_done(i):
+            return
+        if self._current != i:
+            self._current = i
+            self._writer = ShardWriter(self.root / self.names[i], self.shards[i], self.variant.metadata)
+        assert self._writer is not None
+        self._writer.write(name, tensor)
+        if self._writer.expected is None:
+            digest = self._writer.close()
+            self._writer = None
+            on_shard_done(self.key(i), digest)
+
+    def finish(self, parameter_count: int) -> list[FileDigest]:
+        digests = [self.done[self.key(i)] for i in range(len(self.shards))]
+        index = write_index(self.root, self.shards, self.names, parameter_count)
+        return [*digests, *([index] if index else [])]
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+
+def _check_finite(name: str, tensor: torch.Tensor) -> None:
+    if tensor.is_floating_point() and tensor.dtype.itemsize >= 2 and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise MergeError(
+            f"tensor {name} has {bad} NaN/Inf values after merging",
+            fix="check the parents' values and the method's parameters (e.g. weights summing to zero)",
+        )
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: MergePlan,
+        variants: list[VariantOutput],
+        work_dir: Path,
+        *,
+        threads: int,
+        shard_bytes: int = DEFAULT_SHARD_BYTES,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        quiet: bool = False,
+        fingerprint: str,
+    ) -> None:
+        self.plan = plan
+        self.variants = variants
+        self.work_dir = work_dir
+        self.threads = max(1, threads)
+        self.shard_bytes = shard_bytes
+        self.memory_budget = memory_budget
+        self.quiet = quiet
+        self.fingerprint = fingerprint
+        self.reader = TensorReader()
+        self.stats = EngineStats()
+        self.seed = plan.recipe.recipe.seed
+        self.compute_dtype = torch.float32 if plan.recipe.recipe.compute_dtype == "float32" else None
+
+    # -- progress file --------------------------------------------------------------
+
+    def _load_progress(self) -> dict[str, FileDigest]:
+        path = self.work_dir / PROGRESS_FILE
+        if not path.is_file():
+            return {}
+        data = json.loads(path.read_text())
+        if data.get("fingerprint") != self.fingerprint:
+            raise OutputError(
+                "holds a half-finished build of a different recipe or different parents",
+                where=str(self.work_dir),
+                fix="delete that folder, or build into another --out",
+            )
+        return {k: FileDigest(**v) for k, v in data.get("shards", {}).items()}
+
+    def _save_progress(self, done: dict[str, FileDigest]) -> None:
+        data = {
+            "fingerprint": self.fingerprint,
+            "shards": {k: {"path": d.path, "size": d.size, "sha256": d.sha256} for k, d in sorted(done.items())},
+        }
+        tmp = self.work_dir / (PROGRESS_FILE + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.work_dir / PROGRESS_FILE)
+
+    # -- one tensor -------------------------------------------------------------------
+
+    def _compute(self, t: TensorPlan) -> list[list[tuple[str, torch.Tensor]]]:
+        inputs = []
+        for model_index, name in t.sources:
+            info = self.plan.models[model_index].files.tensors[name]
+            x = self.reader.read(info)
+            if self.compute_dtype is not None:
+                x = x.to(self.compute_dtype)
+            elif self.plan.load_dtype is not None:
+                x = x.to(torch_dtype(self.plan.load_dtype))
+            inputs.append(x)
+        job = TensorJob(
+            name=t.name,
+            tensors=inputs,
+            models=[self.plan.models[m].ref for m, _ in t.sources],
+            base=t.base,
+            params=dict(t.params),
+            model_params=[dict(p) for p in t.model_params],
+            seed=self.seed,
+            compute_dtype=self.compute_dtype,
+            is_embed=t.is_embed,
+        )
+        out = self.plan.method.fn(job)
+        del inputs, job
+        out = out.to(torch_dtype(t.out.dtype))
+        if tuple(out.shape) != t.out.shape:
+            raise MergeError(f"tensor {t.name}: method produced {list(out.shape)}, planned {list(t.out.shape)}")
+        _check_finite(t.name, out)
+        return [v.transform(t.name, out) for v in self.variants]
+
+    # -- the run ----------------------------------------------------------------------
+
+    def run(self) -> dict[str, list[FileDigest]]:
+        torch.set_num_threads(1)  # parallelism comes from the pool, one tensor per thread
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        done = self._load_progress()
+        writers = [
+            _VariantWriter(v, self.work_dir / v.folder if v.folder else self.work_dir, self.shard_bytes, done)
+            for v in self.variants
+        ]
+        # Which variant tensor names each merged tensor produces (known from the layouts).
+        produced = _produced_names(self.plan, self.variants)
+        todo = [
+            (i, t) for i, t in enumerate(self.plan.tensors)
+            if any(w.needs(produced[i][k]) for k, w in enumerate(writers))
+        ]
+        progress = _Progress(len(todo), sum(self.plan.input_bytes(t) for _, t in todo), self.quiet)
+
+        def on_shard_done(key: str, digest: FileDigest) -> None:
+            done[key] = digest
+            self._save_progress(done)
+
+        start = time.monotonic()
+        pending: deque[tuple[TensorPlan, int, Future[list[list[tuple[str, torch.Tensor]]]]]] = deque()
+        in_flight = 0  # bytes held by submitted jobs until their outputs are written
+        try:
+            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="merge") as pool:
+                items = iter(todo)
+                held: tuple[int, TensorPlan] | None = None
+                while True:
+                    # Keep the pool fed while the budget allows; a job over budget runs alone.
+                    while len(pending) < self.threads * 2:
+                        nxt = held or next(items, None)
+                        held = None
+                        if nxt is None:
+                            break
+                        cost = job_bytes(self.plan, nxt[1])
+                        if pending and in_flight + cost > self.memory_budget:
+                            held = nxt
+                            break
+                        in_flight += cost
+                        pending.append((nxt[1], cost, pool.submit(self._compute, nxt[1])))
+                    if not pending:
+                        break
+                    t, cost, fut = pending.popleft()
+                    results = fut.result()
+                    for w, outputs in zip(writers, results, strict=True):
+                        for name, tensor in outputs:
+                            w.write(name, tensor, on_shard_done)
+                            self.stats.bytes_written += tensor.nbytes
+                    del results
+                    in_flight -= cost
+                    self.stats.tensors += 1
+                    read = self.plan.input_bytes(t)
+                    self.stats.bytes_read += read
+                    progress.advance(read)
+        except BaseException:
+            for _, _, fut in pending:
+                fut.cancel()
+            for w in writers:
+                w.abort()
+            raise
+        finally:
+            progress.close()
+            self.reader.close()
+        self.stats.seconds = time.monotonic() - start
+        return {
+            w.variant.name: w.finish(sum(p.nbytes // DTYPES[p.dtype][1] for p in w.variant.planned))
+            for w in writers
+        }
+
+
+def _produced_names(plan: MergePlan, variants: list[VariantOutput]) -> list[list[list[str]]]:
+    """For merged tensor i and variant k, the names variant k writes for it (from its layout)."""
+    out: list[list[list[str]]] = [[[] for _ in variants] for _ in plan.tensors]
+    for k, v in enumerate(variants):
+        owner = _owners(plan, v)
+        for name, i in owner.items():
+            out[i][k].append(name)
+    return out
+
+
+def _owners(plan: MergePlan, variant: VariantOutput) -> dict[str, int]:
+    """Variant tensor name -> index of the merged tensor it derives from (by name prefix)."""
+    index = {t.name: i for i, t in enumerate(plan.tensors)}
+    owners: dict[str, int] = {}
+    for p in variant.planned:
+        if p.name in index:
+            owners[p.name] = index[p.name]
+            continue
+        # Derived tensors (e.g. "<layer>.weight_scale") belong to "<layer>.weight".
+        stem = p.name.rsplit(".", 1)[0]
+        owners[p.name] = index[f"{stem}.weight"]
+    return owners

@@ -1,0 +1,219 @@
+"""Parents: resolve each model reference to a local folder of safetensors, pinned to a revision.
+
+A reference is a local folder, ``org/name`` or ``org/name@revision``. An existing folder
+wins (relative to the recipe, then to the working directory), as transformers does. Hub
+references are fetched with huggingface_hub's ``snapshot_download`` from ``HF_ENDPOINT``
+(safetensors, configs and tokenizer files only; we never download or unpickle ``.bin``)
+and pinned: the commit sha actually used goes into the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from publisher.errors import SourceError
+from publisher.manifest import FileEntry, InputModel
+from publisher.tensors import PICKLE_SUFFIXES, ModelFiles, sha256_file
+
+HUB_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+ALLOW_PATTERNS = [
+    "*.safetensors",
+    "*.json",
+    "tokenizer*",
+    "*.model",
+    "*.tiktoken",
+    "vocab.*",
+    "merges.txt",
+    "*.jinja",
+    "README.md",
+]
+HASH_CACHE = Path(os.environ.get("PUBLISHER_CACHE", Path.home() / ".cache" / "publisher")) / "sha256.json"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    ref: str
+    kind: str  # "local" | "hub" | "recipe"
+    path: Path
+    files: ModelFiles
+    repo_id: str | None = None
+    revision: str | None = None
+
+    @property
+    def config(self) -> dict[str, object]:
+        return self.files.config
+
+
+def local_candidate(ref: str, recipe_dir: Path) -> Path | None:
+    """The folder a reference names, if it names one that exists."""
+    raw = Path(ref).expanduser()
+    for candidate in ([raw] if raw.is_absolute() else [recipe_dir / raw, Path.cwd() / raw]):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def resolve(
+    ref: str,
+    *,
+    recipe_dir: Path,
+    where: str,
+    pins: dict[str, str] | None = None,
+    recipe_outputs: dict[str, Path] | None = None,
+) -> ResolvedModel:
+    """Find a parent. ``pins`` maps repo ids to revisions (a release pins parents it just
+    published); ``recipe_outputs`` maps repo ids to local build folders of sibling recipes."""
+    local = local_candidate(ref, recipe_dir)
+    if local is not None:
+        return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
+    m = HUB_REF_RE.match(ref)
+    if m is None:
+        raise SourceError(
+            f"'{ref}' is neither an existing folder nor a Hub repo id",
+            where=where,
+            fix="use a path to a model folder, 'org/name' or 'org/name@revision'",
+        )
+    repo_id, revision = m.group("repo"), m.group("rev")
+    if recipe_outputs and repo_id in recipe_outputs:
+        path = recipe_outputs[repo_id]
+        rev = (pins or {}).get(repo_id)
+        return ResolvedModel(ref=ref, kind="recipe", path=path, files=_open(path, where), repo_id=repo_id, revision=rev)
+    if revision is None and pins and repo_id in pins:
+        revision = pins[repo_id]
+    path, sha = _download(repo_id, revision, where)
+    return ResolvedModel(ref=ref, kind="hub", path=path, files=_open(path, where), repo_id=repo_id, revision=sha)
+
+
+def _open(path: Path, where: str) -> ModelFiles:
+    try:
+        return ModelFiles.open(path)
+    except SourceError as e:
+        raise SourceError(e.what, where=f"{where}: {e.where}", fix=e.fix) from None
+
+
+def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str]:
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    try:
+        if not offline:
+            files = HfApi(endpoint=endpoint).list_repo_files(repo_id, revision=revision)
+            if not any(f.endswith(".safetensors") for f in files):
+                pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+                if pickles:
+                    raise SourceError(
+                        f"{repo_id} has only pickle checkpoints ({', '.join(pickles[:3])}); publisher never unpickles",
+                        where=where,
+                        fix="use a revision with safetensors weights, or convert the model first",
+                    )
+                raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
+        folder = snapshot_download(
+            repo_id, revision=revision, allow_patterns=ALLOW_PATTERNS, endpoint=endpoint
+        )
+    except RevisionNotFoundError as e:
+        raise SourceError(f"revision '{revision}' of {repo_id} not found", where=where) from e
+    except RepositoryNotFoundError as e:
+        raise SourceError(
+            f"repo {repo_id} not found at {endpoint or 'the Hub'}",
+            where=where,
+            fix="check the repo id, HF_ENDPOINT and HF_TOKEN (private repos need a token)",
+        ) from e
+    except LocalEntryNotFoundError as e:
+        raise SourceError(
+            f"{repo_id} is not in the local cache and the Hub cannot be reached",
+            where=where,
+            fix="unset HF_HUB_OFFLINE, set HF_ENDPOINT to a reachable server, or use a local folder",
+        ) from e
+    except OSError as e:
+        raise SourceError(f"cannot fetch {repo_id}: {e}", where=where).with_traceback(None) from None
+    path = Path(folder)
+    sha = path.name if SHA_RE.match(path.name) else (revision or "")
+    return path, sha
+
+
+# ----------------------------------------------------------------------------- hashing
+
+
+def _load_hash_cache() -> dict[str, str]:
+    try:
+        data = json.loads(HASH_CACHE.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _cache_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+
+def _blob_sha(path: Path) -> str | None:
+    """Files in a huggingface_hub cache snapshot are links to ``blobs/<sha256>`` for LFS files."""
+    if path.is_symlink():
+        target = Path(os.readlink(path)).name
+        if re.fullmatch(r"[0-9a-f]{64}", target):
+            return target
+    return None
+
+
+def file_entries(model: ResolvedModel, threads: int = 2) -> list[FileEntry]:
+    """sha256 of every safetensors file and config.json of a parent, computed at most once.
+
+    Hub snapshots name their LFS blobs by sha256, so those cost nothing; local files are
+    hashed in parallel and remembered (keyed by path, size, mtime and inode)."""
+    paths = [*model.files.files]
+    config = model.path / "config.json"
+    if config.is_file():
+        paths.append(config)
+    cache = _load_hash_cache()
+    todo = []
+    known: dict[Path, str] = {}
+    for p in paths:
+        sha = _blob_sha(p) or cache.get(_cache_key(p))
+        if sha:
+            known[p] = sha
+        else:
+            todo.append(p)
+    if todo:
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for p, sha in zip(todo, pool.map(sha256_file, todo), strict=True):
+                known[p] = sha
+                cache[_cache_key(p)] = sha
+        try:
+            HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
+            tmp = HASH_CACHE.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache))
+            os.replace(tmp, HASH_CACHE)
+        except OSError:
+            pass  # a cache we cannot write only costs time
+    return [
+        FileEntry(path=p.name, size=p.stat().st_size, sha256=known[p]) for p in paths
+    ]
+
+
+def input_entry(model: ResolvedModel, threads: int = 2) -> InputModel:
+    return InputModel(
+        ref=model.ref,
+        kind=model.kind,  # type: ignore[arg-type]
+        repo_id=model.repo_id,
+        revision=model.revision,
+        path=str(model.path),
+        files=file_entries(model, threads),
+    )
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
