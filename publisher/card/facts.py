@@ -164,7 +164,7 @@ def size_class(n: int) -> str:
         return f"{math.floor(m / 10) * 10}M"
     if m >= 1:
         return f"{math.floor(m)}M"
-    return str(n)
+    return human_count(n)
 
 
 def short_tokens(n: int) -> str:

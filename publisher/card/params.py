@@ -22,62 +22,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from publisher.merge.methods.registry import REQUIRED, MergeMethod
-from publisher.recipe import ConditionalParameter, MergeConfig
+from publisher.merge.plan import evaluate_setting as plan_evaluate
+from publisher.merge.plan import lookup_parameter
+from publisher.recipe import ConditionalParameter, InputSlice, MergeConfig, OutputSlice
 
 LAYER_RE = re.compile(r"^(?P<prefix>.*?\blayers\.)(?P<index>\d+)\.(?P<suffix>.+)$")
 Value = bool | int | float | str | None
 
 
+def decided_by(tensor_name: str, setting: Any) -> str | None:
+    """The filter of the condition that gives ``tensor_name`` its value (None: no filter)."""
+    items = [setting] if isinstance(setting, ConditionalParameter) else setting
+    if isinstance(items, list):
+        for cond in items:
+            if isinstance(cond, ConditionalParameter) and (
+                cond.filter is None or cond.filter == "*" or cond.filter in tensor_name
+            ):
+                return cond.filter if cond.filter not in (None, "*") else None
+    return None
+
+
 def evaluate_setting(tensor_name: str, setting: Any, t: float) -> tuple[Value, str | None]:
-    """(value, the filter that decided it) — value None when no condition matched."""
-    if isinstance(setting, ConditionalParameter):
-        setting = [setting]
-    if isinstance(setting, bool | int | float | str):
-        return setting, None
-    if isinstance(setting, list):
-        if all(isinstance(e, int | float) and not isinstance(e, bool) for e in setting):
-            if not setting:
-                return None, None
-            scaled = t * (len(setting) - 1)
-            i0 = int(scaled)
-            i1 = min(len(setting) - 1, i0 + 1)
-            frac = scaled - i0
-            return (1 - frac) * setting[i0] + frac * setting[i1], None
-        if all(isinstance(e, bool | int | float | str) for e in setting):
-            return setting[int(t * (len(setting) - 1))], None
-        for cond in setting:
-            if isinstance(cond, dict):
-                cond = ConditionalParameter.model_validate(cond)
-            if not isinstance(cond, ConditionalParameter):
-                continue
-            if cond.filter is None or cond.filter == "*" or cond.filter in tensor_name:
-                value, _ = evaluate_setting(tensor_name, cond.value, t)
-                return value, cond.filter
-        return None, None
-    return None, None
+    """(value, the filter that decided it) — the value is the planner's, so the card shows
+    exactly what the engine applies; None when no condition matched."""
+    value = plan_evaluate(tensor_name, setting, t)
+    return value, (decided_by(tensor_name, setting) if value is not None else None)
 
 
-@dataclass(frozen=True)
-class _Slice:
-    start: int  # first output layer
-    length: int
-    sources: list[tuple[str, int, dict[str, Any]]]  # (model, first input layer, parameters)
-    parameters: dict[str, Any]
-
-
-def _slices(merge: MergeConfig, num_layers: int) -> list[_Slice]:
+def _slices(merge: MergeConfig, num_layers: int) -> list[OutputSlice]:
+    """The output slices as the planner forms them (a ``models:`` merge is one full-depth slice)."""
     if merge.slices is not None:
-        out, start = [], 0
-        for s in merge.slices:
-            n = s.sources[0].layer_range[1] - s.sources[0].layer_range[0]
-            srcs = [(src.model, src.layer_range[0], dict(src.parameters or {})) for src in s.sources]
-            out.append(_Slice(start, n, srcs, dict(s.parameters or {})))
-            start += n
-        return out
-    models = [(m.model, 0, dict(m.parameters or {})) for m in merge.models or []]
-    if merge.base_model and merge.base_model not in [m for m, _, _ in models]:
-        models.append((merge.base_model, 0, {}))
-    return [_Slice(0, num_layers, models, {})]
+        return list(merge.slices)
+    sources = [InputSlice(model=m.model, layer_range=(0, num_layers), parameters=m.parameters) for m in merge.models or []]
+    if merge.base_model and merge.base_model not in [s.model for s in sources]:
+        sources.append(InputSlice(model=merge.base_model, layer_range=(0, num_layers)))
+    return [OutputSlice(sources=sources)]
 
 
 @dataclass(frozen=True)
@@ -86,36 +65,34 @@ class Resolved:
     source: str  # the column label: the filter that decided it, "all", or "default"
 
 
+def _level_settings(param: str, model: str | None, sl: OutputSlice, merge: MergeConfig) -> list[Any]:
+    """The settings of ``param`` in lookup order (per-model, slice, global), as the planner reads them."""
+    out: list[Any] = []
+    if model is not None:
+        out += [src.parameters[param] for src in sl.sources if src.model == model and src.parameters and param in src.parameters]
+    if sl.parameters and param in sl.parameters:
+        out.append(sl.parameters[param])
+    if merge.parameters and param in merge.parameters:
+        out.append(merge.parameters[param])
+    return out
+
+
 def _resolve(
     param: str,
     name: str,
     model: str | None,
-    sl: _Slice,
+    sl: OutputSlice,
     t: float,
     merge: MergeConfig,
     default: Any,
-    input_layer: int | None,
 ) -> Resolved:
-    levels: list[dict[str, Any]] = []
-    src_name = name
-    if model is not None:
-        for m, first, params in sl.sources:
-            if m == model:
-                levels.append(params)
-                match = LAYER_RE.match(name)
-                if input_layer is not None and match:
-                    # per-model settings are matched against the *input* tensor's name
-                    src_name = f"{match['prefix']}{first + input_layer}.{match['suffix']}"
-                break
-    levels += [sl.parameters, dict(merge.parameters or {})]
-    for i, params in enumerate(levels):
-        if param in params:
-            value, decided_by = evaluate_setting(src_name if (model is not None and i == 0) else name, params[param], t)
-            if value is not None:
-                return Resolved(value, decided_by if decided_by not in (None, "*") else "all")
-    if default is REQUIRED:
-        return Resolved(None, "not set")
-    return Resolved(default, "default")
+    value = lookup_parameter(merge, param, tensor_name=name, t=t, out_slice=sl, model=model)
+    if value is None:
+        return Resolved(None, "not set") if default is REQUIRED else Resolved(default, "default")
+    for setting in _level_settings(param, model, sl, merge):
+        if plan_evaluate(name, setting, t) is not None:
+            return Resolved(value, decided_by(name, setting) or "all")
+    return Resolved(value, "all")
 
 
 def format_value(v: Value) -> str:
@@ -209,17 +186,25 @@ def parameter_table(
     suffixes = sorted({m["suffix"] for n in tensor_names if (m := LAYER_RE.match(n))})
     prefix = next((m["prefix"] for n in tensor_names if (m := LAYER_RE.match(n))), "model.layers.")
     outside_names = sorted(n for n in tensor_names if not LAYER_RE.match(n))
-    total = sum(s.length for s in slices)
+    total = sum(s.sources[0].layer_range[1] - s.sources[0].layer_range[0] for s in slices)
 
     # per suffix: the (value, label) at every output layer
     per_suffix: dict[str, list[Resolved]] = {}
     for suffix in suffixes:
         row: list[Resolved] = []
+        out_layer = 0
         for sl in slices:
-            for i in range(sl.length):
-                t = i / (sl.length - 1) if sl.length > 1 else 1.0
-                tensor = f"{prefix}{sl.start + i}.{suffix}"
-                row.append(_resolve(name, tensor, model, sl, t, merge, default, i))
+            n = sl.sources[0].layer_range[1] - sl.sources[0].layer_range[0]
+            for i in range(n):
+                t = i / (n - 1) if n > 1 else 1.0
+                tensor = f"{prefix}{out_layer}.{suffix}"
+                if model is not None:
+                    # per-model settings are matched against the model's *input* tensor name
+                    first = next((s.layer_range[0] for s in sl.sources if s.model == model), None)
+                    if first is not None:
+                        tensor = f"{prefix}{first + i}.{suffix}"
+                row.append(_resolve(name, tensor, model, sl, t, merge, default))
+                out_layer += 1
         per_suffix[suffix] = row
 
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -250,8 +235,8 @@ def parameter_table(
 
     outside: list[tuple[str, str]] = []
     for tname in outside_names:
-        sl = slices[0] if "embed" in tname else slices[-1]
-        outside.append((tname, format_value(_resolve(name, tname, model, sl, 0.0, merge, default, None).value)))
+        sl = slices[0] if any(e in tname for e in ("embed_tokens", "wte", "embed_in")) else slices[-1]
+        outside.append((tname, format_value(_resolve(name, tname, model, sl, 0.0, merge, default).value)))
 
     everything = {v for b in bands for v in b.values} | {v for _, v in outside}
     constant = everything.pop() if len(everything) == 1 else None

@@ -55,7 +55,7 @@ from publisher.card.text import (
     mermaid_label,
     py_str,
 )
-from publisher.errors import CardError, PublisherError
+from publisher.errors import CardError, LicenseError, PublisherError
 from publisher.manifest import RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
 from publisher.recipe import LoadedRecipe, load_recipe
@@ -540,7 +540,14 @@ def render_cards(
     if lic is None:
         if lic_name or lic_link:
             raise CardError("card.license_name/license_link without card.license", where="card.license", fix="add license: other")
-        lic, lic_name, lic_link, derived = derive_license(root)
+        try:
+            lic, lic_name, lic_link, derived = derive_license(root)
+        except LicenseError as e:
+            if strict:
+                raise
+            # not guessed: the card says "unknown" (a Hub id) until the recipe declares one
+            _warn(f"{e.what}; the card says license: unknown (declare card.license)")
+            lic, lic_name, lic_link, derived = "unknown", None, None, []
     for problem in license_problems(lic, lic_name, lic_link):
         raise CardError(problem, where=f"{loaded.path}: card.license", fix=None)
     report = check_licenses(lineage, lic, reason=card.license_reason, derived_from=derived)

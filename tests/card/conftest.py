@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# The suite runs with --import-mode=importlib: make the card test kit importable by name.
+sys.path.insert(0, str(Path(__file__).parent))
 from cardkit import HUB, RECIPES, MiniHub, dare_ties_standin, hub_files, make_build_dir
 
 from publisher.merge.methods import REGISTRY

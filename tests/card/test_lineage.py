@@ -96,7 +96,16 @@ def test_license_derived_from_agreeing_parents(tmp_path: Path, make_build: Calla
 
 def test_license_cannot_be_derived_from_disagreeing_parents(tmp_path: Path, make_build: Callable[..., Path]) -> None:
     build = make_build(recipe(tmp_path, "Equall/Saul-Base", "acme/plain", "  context_length: 4096"))
+    result = render_cards(build, fetcher=FolderFetcher(HUB))
+    assert any("parents' licenses differ (Equall/Saul-Base: mit, acme/plain: apache-2.0)" in w for w in result.warnings)
+    assert result.cards[0].strip.license == "unknown"  # not guessed
     with pytest.raises(LicenseError, match=r"parents' licenses differ \(Equall/Saul-Base: mit, acme/plain: apache-2.0\)"):
+        render_cards(build, fetcher=FolderFetcher(HUB), strict=True)
+
+
+def test_unknown_derived_license_still_meets_the_ancestry_check(tmp_path: Path, make_build: Callable[..., Path]) -> None:
+    build = make_build(recipe(tmp_path, "acme/research-tune", "Equall/Saul-Base", "  context_length: 4096"))
+    with pytest.raises(LicenseError, match="license unknown conflicts with ancestor acme/nc-base"):
         render_cards(build, fetcher=FolderFetcher(HUB))
 
 

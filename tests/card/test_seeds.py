@@ -12,6 +12,7 @@ from huggingface_hub import ModelCard
 
 from publisher.card.lineage import FolderFetcher
 from publisher.card.render import render_cards
+from publisher.merge.methods import REGISTRY
 
 # recipe file -> (parents named on the seed page, method as the page names it, published)
 SEEDS = {
@@ -28,9 +29,15 @@ SEEDS = {
         ["mistralai/Mistral-7B-Instruct-v0.1", "mistralai/Mistral-7B-Instruct-v0.2"], "SLERP", date(2024, 1, 10),
     ),
     "mistral_7b_merge_02_v0.yaml": (
-        ["teknium/OpenHermes-2.5-Mistral-7B", "Intel/neural-chat-7b-v3-3"], "DARE TIES", date(2023, 12, 20),
+        ["teknium/OpenHermes-2.5-Mistral-7B", "Intel/neural-chat-7b-v3-3"], "dare_ties", date(2023, 12, 20),
     ),
 }
+
+
+def pretty(method: str) -> str:
+    """How the card names a method: the registry's pretty name (SLERP, DARE TIES, ...)."""
+    m = REGISTRY.get(method.lower())
+    return m.pretty_name if m is not None and m.pretty_name else method
 
 
 def md_plain(text: str) -> str:
@@ -57,7 +64,7 @@ def test_seed_cards_carry_the_seed_facts(recipe: str, make_build: Callable[..., 
         text = md_plain(c.text)
         for p in parents:
             assert p in text
-        assert method in text
+        assert pretty(method) in text
         header = f"| text-generation | 7B (7.24B params) | {quant} | 4k |"
         assert header in text
 
@@ -138,3 +145,25 @@ def test_cards_are_deterministic(recipe: str, make_build: Callable[..., Path]) -
     # a second build of the same recipe, elsewhere, gives the same bytes
     other = make_build(recipe)
     assert [c.text for c in render_cards(other, fetcher=FolderFetcher(HUB), write=False).cards] == first
+
+
+REPO_RECIPES = {
+    "ING_2003M3_SLERP.yaml": "ing_2003m3_slerp.yaml",
+    "Lelanta-lake-7b.yaml": "lelanta_lake_7b.yaml",
+    "Mistral-7B-Merge-02-v0.yaml": "mistral_7b_merge_02_v0.yaml",
+    "mistral-instruct-slerp.yaml": "mistral_instruct_slerp.yaml",
+    "saul-mistral-v0.2-7b-slerp.yaml": "saul_mistral_v0_2_7b_slerp.yaml",
+}
+REPO_RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+
+@pytest.mark.parametrize("recipe", sorted(REPO_RECIPES))
+def test_the_repository_seed_recipes_give_the_seed_strips(recipe: str, make_build: Callable[..., Path]) -> None:
+    """The catalog's own recipes (recipes/*.yaml), not only this suite's copies."""
+    parents, method, _published = SEEDS[REPO_RECIPES[recipe]]
+    result = render_cards(make_build(REPO_RECIPE_DIR / recipe), fetcher=FolderFetcher(HUB), recipes_dir=REPO_RECIPE_DIR)
+    for c, quant in zip(result.cards, ("BF16", "FP8"), strict=True):
+        s = c.strip
+        assert (s.size, s.quant, s.context, s.license, s.architecture) == ("7B", quant, "4k", "apache-2.0", "Mistral")
+        text = md_plain(c.text)
+        assert all(p in text for p in parents) and pretty(method) in text
