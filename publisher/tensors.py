@@ -410,6 +410,7 @@ class ShardWriter:
         self._file = self._tmp.open("wb")
         self._hash = hashlib.sha256()
         self._size = 0
+        self._part_bytes = 0  # bytes of the expected tensor already written by write_part
         self._emit(encode_header(tensors, metadata))
 
     def _emit(self, data: bytes | memoryview) -> None:
@@ -423,6 +424,8 @@ class ShardWriter:
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         want = self.expected
+        if self._part_bytes:
+            raise RuntimeError(f"writer is in the middle of {want.name if want else '?'}, got {name}")
         if want is None or want.name != name:
             raise RuntimeError(f"writer expected {want.name if want else 'no tensor'}, got {name}")
         got_dtype = TORCH_TO_DTYPE.get(tensor.dtype)
@@ -433,6 +436,26 @@ class ShardWriter:
         if want.nbytes:
             self._emit(tensor_bytes(tensor))
         self._next += 1
+
+    def write_part(self, name: str, part: torch.Tensor) -> None:
+        """Append the next rows of the expected tensor: a big tensor streams band by band."""
+        want = self.expected
+        if want is None or want.name != name:
+            raise RuntimeError(f"writer expected {want.name if want else 'no tensor'}, got {name}")
+        got_dtype = TORCH_TO_DTYPE.get(part.dtype)
+        if got_dtype != want.dtype or tuple(part.shape[1:]) != want.shape[1:]:
+            raise RuntimeError(
+                f"{name}: planned {want.dtype}{list(want.shape)}, got a part {got_dtype}{list(part.shape)}"
+            )
+        nbytes = part.numel() * part.element_size()
+        if self._part_bytes + nbytes > want.nbytes:
+            raise RuntimeError(f"{name}: parts exceed the planned {want.nbytes} bytes")
+        if nbytes:
+            self._emit(tensor_bytes(part))
+        self._part_bytes += nbytes
+        if self._part_bytes == want.nbytes:
+            self._part_bytes = 0
+            self._next += 1
 
     def close(self, *, fsync: bool = True) -> FileDigest:
         if self.expected is not None:
