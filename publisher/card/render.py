@@ -119,10 +119,19 @@ def template_environment(user_dir: Path | None = None) -> jinja2.Environment:
         mermaid=mermaid_label,
         join_names=_join_names,
         thousands=lambda n: f"{int(n):,}",
-        gb=lambda n: f"{int(n) / 1e9:.1f} GB",
+        gb=human_bytes,
         url=url_filter,
     )
     return env
+
+
+def human_bytes(n: object) -> str:
+    """Decimal units, as the Hub shows file sizes: 14.5 GB, 83.2 kB."""
+    v = float(n)  # type: ignore[arg-type]
+    for unit, div in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if v >= div:
+            return f"{v / div:.1f} {unit}"
+    return f"{int(v)} B"
 
 
 def url_filter(value: object) -> Any:
@@ -281,7 +290,7 @@ def _model_context(
     facts: ModelFacts,
     merged: Variant,
     link_base: str,
-) -> tuple[dict[str, Any], Lineage]:
+) -> dict[str, Any]:
     m = ctx.manifest
     r = ctx.recipe.recipe
     card = r.card
@@ -398,7 +407,7 @@ def _model_context(
         "hub_url": _hub_url(link_base),
         "format_metric": evals.format_metric,
     }
-    return context, lineage
+    return context
 
 
 def _front_matter(ctx: _BuildContext, variant: Variant, facts: ModelFacts, merged: Variant, model_name: str) -> Any:
@@ -595,7 +604,7 @@ def render_cards(
     for variant in [merged, *[v for v in manifest.variants if v.name != "merged"]]:
         folder = build_dir / variant.folder
         facts = merged_facts if variant is merged else model_facts(folder, context_length=card.context_length)
-        context, _ = _model_context(ctx, variant, facts, merged, link_base)
+        context = _model_context(ctx, variant, facts, merged, link_base)
         body = render_template(env, tpl_name, context)
         data = _front_matter(ctx, variant, facts, merged, context["model"]["name"])
         text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
