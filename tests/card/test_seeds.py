@@ -167,3 +167,25 @@ def test_the_repository_seed_recipes_give_the_seed_strips(recipe: str, make_buil
         assert (s.size, s.quant, s.context, s.license, s.architecture) == ("7B", quant, "4k", "apache-2.0", "Mistral")
         text = md_plain(c.text)
         assert all(p in text for p in parents) and pretty(method) in text
+
+
+def test_same_bytes_whatever_the_hash_seed(make_build: Callable[..., Path]) -> None:
+    """No set or dict ordering leaks into the card: two processes, two hash seeds, one card."""
+    import os
+    import subprocess
+    import sys
+
+    build = make_build("ing_2003m3_slerp.yaml")
+    code = (
+        "import sys; from pathlib import Path; from publisher.card.render import render_cards; "
+        "from publisher.card.lineage import FolderFetcher; "
+        "sys.stdout.write(''.join(c.text for c in render_cards(Path(sys.argv[1]), "
+        "fetcher=FolderFetcher(Path(sys.argv[2])), write=False).cards))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    outs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        outs.append(subprocess.run([sys.executable, "-c", code, str(build), str(HUB)], env=env, check=True,
+                                   capture_output=True, text=True).stdout)
+    assert outs[0] == outs[1] and outs[0].startswith("---\n")
