@@ -158,8 +158,11 @@ def test_linear_and_task_arithmetic_values(recipe_file: Callable[..., Path], fam
     build(recipe_file(LINEAR, a=family["a"], b=family["b"]), out, BuildOptions(quiet=True))
     a, b, m = _safetensors(family["a"]), _safetensors(family["b"]), _safetensors(out)
     name = "model.layers.3.mlp.down_proj.weight"
-    w = torch.tensor([0.3, 0.7], dtype=torch.bfloat16)
-    expected = ((w[0] * a[name]).float() + (w[1] * b[name]).float()).to(torch.bfloat16) / w.sum()
+    # mergekit 0.1.5: float32 weights, fused multiply-adds into a float32 buffer, / sum, cast back
+    w = torch.tensor([0.3, 0.7], dtype=torch.float32)
+    acc = torch.zeros(a[name].shape, dtype=torch.float32)
+    acc.addcmul_(a[name], w[0]).addcmul_(b[name], w[1]).div_(w.sum())
+    expected = acc.to(torch.bfloat16)
     assert torch.equal(m[name], expected)
     out2 = tmp_path / "ta"
     build(recipe_file(TASK_ARITHMETIC, ft1=family["ft1"], ft2=family["ft2"], base=family["base"], name="ta.yaml"), out2, BuildOptions(quiet=True))

@@ -28,7 +28,7 @@ from publisher.recipe import (
     OutputSlice,
 )
 from publisher.sources import ResolvedModel
-from publisher.tensors import PlannedTensor, TensorInfo, dtype_name
+from publisher.tensors import TORCH_TO_DTYPE, PlannedTensor, TensorInfo, dtype_name, torch_dtype
 
 LAYER_RE = re.compile(r"^(?P<prefix>.*?\blayers)\.(?P<idx>\d+)\.(?P<rest>.+)$")
 EMBED_NAMES = ("embed_tokens", "lm_head", "wte", "embed_in", "embed_out")
@@ -274,10 +274,14 @@ class Planner:
                 )
         base_pos = refs.index(base) if base in refs else None
         params, model_params = self._params(out_name, resolved_names, t, out_slice, refs, base)
-        if self.out_dtype_override:
-            out_dtype = self.out_dtype_override
+        if self.merge.out_dtype:
+            out_dtype = dtype_name(self.merge.out_dtype)
         else:
-            out_dtype = infos[base_pos if base_pos is not None else 0].dtype
+            # What mergekit writes without out_dtype: the method's result for the load dtype
+            # (the load dtype for most; float32 for ramplus_tl and arcee_fusion).
+            load = dtype_name(self.merge.dtype) if self.merge.dtype else infos[base_pos if base_pos is not None else 0].dtype
+            out_dtype = TORCH_TO_DTYPE[self.method.result_dtype(torch_dtype(load))]
+        self._check_method(out_name, params, model_params, base_pos)
         self.tensors.append(
             TensorPlan(
                 out=PlannedTensor(out_name, out_dtype, tuple(shape)),
@@ -290,6 +294,21 @@ class Planner:
                 t=t,
             )
         )
+
+    def _check_method(
+        self, out_name: str, params: dict[str, Any], model_params: tuple[dict[str, Any], ...], base_pos: int | None
+    ) -> None:
+        """The method's own cross-parameter check, on the values this tensor will get."""
+        if self.method.check is None:
+            return
+        others = [p for i, p in enumerate(model_params) if i != base_pos]
+        problem = self.method.check(len(others), base_pos is not None, params, others)
+        if problem is not None:
+            raise RecipeError(
+                f"{problem.message} ({self.method.name}, tensor {out_name})",
+                where=f"{self.loaded.where()}: {problem.param}",
+                fix=problem.fix,
+            )
 
     # -- the plan -----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by methods: precision, row bands, common submatrices."""
+"""Small helpers shared by methods: aligned inputs, row bands, mergekit's working precision."""
 
 from __future__ import annotations
 
@@ -11,9 +11,31 @@ from publisher.merge.methods.registry import TensorJob
 BAND_ELEMENTS = 1 << 22  # ~16 MB of float32 temporaries per band
 
 
-def work_dtype(job: TensorJob, mergekit_dtype: torch.dtype) -> torch.dtype:
-    """float32 when the recipe asks for it, else the precision mergekit uses for this method."""
-    return job.compute_dtype or mergekit_dtype
+def float_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The precision mergekit's float32 methods work in: float64 stays float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def common_submatrix(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Embeddings of different vocab sizes: the largest common top-left submatrix (the plan's shape)."""
+    if not all(t.dim() == 2 for t in tensors) or len({t.shape for t in tensors}) == 1:
+        return tensors
+    rows = min(t.shape[0] for t in tensors)
+    cols = min(t.shape[1] for t in tensors)
+    return [t[:rows, :cols] for t in tensors]
+
+
+def aligned(job: TensorJob) -> list[torch.Tensor]:
+    """The inputs, embeddings cut to their common shape (the plan refuses any other mismatch)."""
+    return common_submatrix(job.tensors) if job.is_embed else job.tensors
+
+
+def split_base(job: TensorJob) -> tuple[torch.Tensor | None, list[int], list[torch.Tensor]]:
+    """(base tensor or None, indices of the other models, their tensors), inputs aligned."""
+    tensors = aligned(job)
+    base = tensors[job.base] if job.base is not None else None
+    others = [i for i in range(len(tensors)) if i != job.base]
+    return base, others, [tensors[i] for i in others]
 
 
 def row_bands(t: torch.Tensor) -> Iterator[slice]:
@@ -28,10 +50,7 @@ def row_bands(t: torch.Tensor) -> Iterator[slice]:
         yield slice(r, min(rows, r + step))
 
 
-def common_submatrix(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """For embeddings of different vocab sizes: the largest common top-left submatrix (as mergekit)."""
-    if not all(t.dim() == 2 for t in tensors):
-        return tensors
-    rows = min(t.shape[0] for t in tensors)
-    cols = min(t.shape[1] for t in tensors)
-    return [t[:rows, :cols] for t in tensors]
+def flat_chunks(numel: int, size: int = BAND_ELEMENTS) -> Iterator[tuple[int, slice]]:
+    """(chunk number, flat slice): a fixed partition, so per-chunk seeds never depend on memory."""
+    for i, start in enumerate(range(0, numel, size)):
+        yield i, slice(start, min(numel, start + size))

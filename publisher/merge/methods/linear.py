@@ -1,18 +1,19 @@
 """Linear (model soup): a weighted average of the inputs.
 
-mergekit computes it in the load dtype (``dtype:``), with the weights themselves rounded
-to that dtype and the products rounded before the sum; we do the same by default so
-published bf16 merges reproduce bit for bit.
+As mergekit 0.1.5 does: the weights are float32 (float64 for float64 inputs), the products
+are accumulated input by input into a float32 buffer with a fused multiply-add, divided by
+the sum of the weights when ``normalize``, and cast back to the input dtype.
 """
 
 from __future__ import annotations
 
 import torch
 
-from publisher.merge.methods.common import common_submatrix, row_bands
+from publisher.merge.methods.common import aligned, float_dtype, row_bands
 from publisher.merge.methods.registry import (
     MergeMethod,
     Param,
+    Problem,
     TensorJob,
     is_bool,
     is_number,
@@ -21,20 +22,29 @@ from publisher.merge.methods.registry import (
 
 
 def linear(job: TensorJob) -> torch.Tensor:
-    tensors = common_submatrix(job.tensors) if job.is_embed else job.tensors
-    dtype = job.compute_dtype or tensors[0].dtype
-    weights = torch.tensor([float(p["weight"]) for p in job.model_params], dtype=dtype)
-    shape = (-1,) + (1,) * tensors[0].dim()
-    w = weights.reshape(shape)
-    divisor = weights.sum(dim=0) if job.params["normalize"] else None
-    out = torch.empty(tensors[0].shape, dtype=dtype)
+    tensors = aligned(job)
+    first = tensors[0]
+    dtype = float_dtype(first.dtype)
+    weights = torch.tensor([float(p["weight"]) for p in job.model_params], dtype=torch.float32).to(dtype)
+    coeffs = [w.reshape((1,) * first.dim()) for w in weights.unbind(0)]
+    denominator = weights.sum().reshape((1,) * first.dim()) if job.params["normalize"] else None
+    out = torch.empty(first.shape, dtype=first.dtype)
     for band in row_bands(out):
-        stacked = torch.stack([t[band].to(dtype) for t in tensors])
-        res = (w * stacked).sum(dim=0)
-        if divisor is not None:
-            res = res / divisor
-        out[band] = res
+        acc = torch.zeros(out[band].shape, dtype=dtype)
+        for t, c in zip(tensors, coeffs, strict=True):
+            acc.addcmul_(t[band], c)
+        if denominator is not None:
+            acc.div_(denominator)
+        out[band] = acc
     return out
+
+
+def _check(non_base: int, has_base: bool, params: dict, model_params: list[dict]) -> Problem | None:
+    if params.get("normalize") and model_params:
+        total = sum(float(p.get("weight") or 0.0) for p in model_params)
+        if abs(total) < 1e-8:
+            return Problem("weight", "weights sum to zero, so normalize divides by zero", "change a weight, or set normalize: false")
+    return None
 
 
 register(
@@ -44,8 +54,9 @@ register(
         params=(Param("normalize", True, is_bool),),
         model_params=(Param("weight", check=is_number),),
         min_models=1,
-        workspace=0.2,
         pretty_name="Linear",
         reference_url="https://arxiv.org/abs/2203.05482",
+        check=_check,
+        workspace=0.3,  # one float32 band at a time
     )
 )

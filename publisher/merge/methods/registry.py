@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from publisher.determinism import tensor_generator
+from publisher.determinism import tensor_generator, tensor_seed
 
 
 class _Required:
@@ -87,6 +87,10 @@ class TensorJob:
         """A generator seeded by (recipe seed, tensor name): order- and thread-independent."""
         return tensor_generator(self.seed, self.name + salt)
 
+    def stream_seed(self, salt: str = "") -> int:
+        """The 63-bit seed ``generator(salt)`` uses, for random streams drawn outside torch."""
+        return tensor_seed(self.seed, self.name + salt)
+
     @property
     def base_tensor(self) -> torch.Tensor:
         assert self.base is not None
@@ -94,6 +98,24 @@ class TensorJob:
 
 
 MethodFn = Callable[[TensorJob], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A recipe a method cannot run: which parameter, what is wrong, how to fix it."""
+
+    param: str
+    message: str
+    fix: str
+
+
+# check(non_base_count, has_base, params, model_params of the non-base models) -> Problem | None.
+# Called with evaluated (per-tensor) values, so it sees what the method will see.
+MethodCheck = Callable[[int, bool, dict[str, Any], list[dict[str, Any]]], Problem | None]
+
+
+def same_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,11 @@ class MergeMethod:
     workspace: float = 2.0
     pretty_name: str = ""
     reference_url: str = ""
+    # Cross-parameter / structural validation beyond single values (None: nothing to check).
+    check: MethodCheck | None = None
+    # The dtype mergekit's method returns for inputs of a dtype (written unless out_dtype is set):
+    # most return the input dtype; ramplus_tl and arcee_fusion promote to float32.
+    result_dtype: Callable[[torch.dtype], torch.dtype] = same_dtype
 
     def param(self, name: str) -> Param | None:
         for p in (*self.params, *self.model_params):

@@ -1,76 +1,70 @@
 """SLERP: spherical interpolation between the base and one other model.
 
-The angle comes from the whole tensor (both flattened, normalised), so it is a reduction
-over the tensor; the interpolation itself is then elementwise and runs in row bands so
-float32 temporaries stay small. Like mergekit, the coefficients and the blend are float32
-and the result is cast back to the base tensor's dtype; nearly colinear tensors fall back
-to a plain lerp.
+mergekit 0.1.5's numerics: float32 work (float64 for float64 inputs) over the flattened
+tensor in chunks of 2^20 elements: the norms are norms of per-chunk norms, the cosine is a
+sum of per-chunk dots of the normalised chunks, nearly colinear pairs (|cos| > 0.9995) fall
+back to a lerp, and each chunk of the result is rounded to the input dtype as it is written.
+So float32 temporaries stay at one chunk whatever the tensor size.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
-from publisher.merge.methods.common import common_submatrix, row_bands
+from publisher.merge.methods.common import aligned, float_dtype
 from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, in_range, register
 
 DOT_THRESHOLD = 0.9995
 EPS = 1e-8
+CHUNK = 1 << 20
 
 
-def _reductions(v0: torch.Tensor, v1: torch.Tensor) -> tuple[float, float, float]:
-    """(|v0|², |v1|², v0·v1) in float64, band by band."""
-    s00 = s11 = s01 = 0.0
-    for band in row_bands(v0):
-        a = v0[band].to(torch.float64)
-        b = v1[band].to(torch.float64)
-        s00 += float(torch.dot(a.reshape(-1), a.reshape(-1)))
-        s11 += float(torch.dot(b.reshape(-1), b.reshape(-1)))
-        s01 += float(torch.dot(a.reshape(-1), b.reshape(-1)))
-    return s00, s11, s01
+def _chunks(n: int) -> range:
+    return range(0, n, CHUNK)
 
 
-def slerp_coefficients(t: float, v0: torch.Tensor, v1: torch.Tensor) -> tuple[np.float32, np.float32] | None:
-    """(s0, s1) such that result = s0*v0 + s1*v1, or None when the tensors are colinear (lerp)."""
-    s00, s11, s01 = _reductions(v0, v1)
-    n0, n1 = math.sqrt(s00), math.sqrt(s11)
-    d0 = n0 if n0 > EPS else 1.0
-    d1 = n1 if n1 > EPS else 1.0
-    dot = np.float32(s01 / (d0 * d1))
-    if abs(dot) > DOT_THRESHOLD:
-        return None
-    theta_0 = np.arccos(dot)
-    sin_theta_0 = np.sin(theta_0)
-    theta_t = theta_0 * np.float32(t)
-    s0 = np.sin(theta_0 - theta_t) / sin_theta_0
-    s1 = np.sin(theta_t) / sin_theta_0
-    return np.float32(s0), np.float32(s1)
+def slerp_pair(t: float, v0: torch.Tensor, v1: torch.Tensor) -> torch.Tensor:
+    """Interpolate from v0 (t=0) to v1 (t=1); result in v0's dtype and shape."""
+    dtype = float_dtype(v0.dtype)
+    a = v0.reshape(1, -1)
+    b = v1.reshape(1, -1)
+    tt = torch.tensor([t], dtype=torch.float32).reshape(-1, 1).to(dtype)
+    n = a.shape[1]
+    if n == 0:
+        return v0.clone()
+    na = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(a[:, s : s + CHUNK].to(dtype), dim=1, keepdim=True) for s in _chunks(n)]),
+        dim=0,
+    )
+    nb = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(b[:, s : s + CHUNK].to(dtype), dim=1, keepdim=True) for s in _chunks(n)]),
+        dim=0,
+    )
+    na = torch.where(na > EPS, na, 1)
+    nb = torch.where(nb > EPS, nb, 1)
+    parts = []
+    for s in _chunks(n):
+        x = a[:, s : s + CHUNK].to(dtype) / na
+        y = b[:, s : s + CHUNK].to(dtype) / nb
+        parts.append((x * y).sum(dim=1, keepdim=True))
+    dot = torch.stack(parts).sum(dim=0).clamp(-1, 1)
+    lerp = dot.abs() > DOT_THRESHOLD
+    theta = torch.acos(torch.where(lerp, 0, dot))
+    sin_theta = torch.sin(theta)
+    ca = torch.where(lerp, 1 - tt, torch.sin((1 - tt) * theta) / sin_theta)
+    cb = torch.where(lerp, tt, torch.sin(tt * theta) / sin_theta)
+    out = torch.empty_like(a)
+    for s in _chunks(n):
+        out[:, s : s + CHUNK] = ca * a[:, s : s + CHUNK].to(dtype) + cb * b[:, s : s + CHUNK].to(dtype)
+    return out.reshape(v0.shape)
 
 
 def slerp(job: TensorJob) -> torch.Tensor:
-    if len(job.tensors) == 1:
-        return job.tensors[0]
+    tensors = aligned(job)
+    if len(tensors) == 1:  # an optional tensor only one parent has
+        return tensors[0]
     assert job.base is not None
-    other = 1 - job.base
-    v0, v1 = job.tensors[job.base], job.tensors[other]
-    if job.is_embed:
-        v0, v1 = common_submatrix([v0, v1])
-    t = float(job.params["t"])
-    out_dtype = job.compute_dtype or v0.dtype
-    coeffs = slerp_coefficients(t, v0, v1)
-    out = torch.empty(v0.shape, dtype=out_dtype)
-    if coeffs is None:
-        c0, c1 = float(np.float32(1 - t)), float(np.float32(t))
-    else:
-        c0, c1 = float(coeffs[0]), float(coeffs[1])
-    for band in row_bands(out):
-        a = v0[band].to(torch.float32)
-        b = v1[band].to(torch.float32)
-        out[band] = (a.mul_(c0)).add_(b.mul_(c1))
-    return out
+    return slerp_pair(float(job.params["t"]), tensors[job.base], tensors[1 - job.base])
 
 
 register(
@@ -81,8 +75,8 @@ register(
         needs_base=True,
         min_models=2,
         max_models=2,
-        workspace=0.2,
         pretty_name="SLERP",
         reference_url="https://en.wikipedia.org/wiki/Slerp",
+        workspace=0.3,  # float32 chunks of 2^20 elements
     )
 )

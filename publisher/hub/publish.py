@@ -1,0 +1,598 @@
+"""Versioned, idempotent publishing of a build directory to a Hub (the real one or the local one).
+
+Per variant repo, one version is one commit holding every file, tagged ``v{version}``:
+
+1. Read the build: the manifest's files (its sha256 are the LFS oids; nothing is re-hashed)
+   plus README.md (and manifest.json for the merged model), hashed here.
+2. Check every card offline, then with the server's validate-yaml: a card the Hub would
+   reject stops everything before the first write.
+3. Plan every repo read-only: compare with the tag (identical → nothing to do; other
+   weights → refuse, tags never move; only the card differs → a card-only commit on main)
+   or with main (the files to add, change and delete).
+4. Execute: create the repo if needed, ONE ``create_commit`` with ``parent_commit`` (so a
+   racing writer gives 412, never a silent overwrite), then ``create_tag``. Unchanged files
+   are not in the commit, so they are never uploaded again.
+
+An interruption anywhere leaves each repo at its previous version, or at the new commit
+without its tag; a re-run finds the commit's content on main and only adds the tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+from publisher.errors import (
+    CardError,
+    HubError,
+    Interrupted,
+    PublisherError,
+    PublishError,
+    RecipeError,
+)
+from publisher.hub.cardcheck import check_card
+from publisher.hub.ids import InvalidName, check_path_in_repo, check_ref_name, split_repo_id
+from publisher.hub.remote import (
+    Retry,
+    client_settings,
+    describe,
+    make_api,
+    resolve_endpoint,
+    resolve_token,
+    status_of,
+)
+from publisher.manifest import MANIFEST_FILE, RECIPE_FILE, VARIANTS_DIR, Manifest, load_manifest
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+CARD = "README.md"
+KEEP_REMOTE = frozenset({".gitattributes"})  # the repo's own, not part of a version
+State = Literal["publish", "publish-landed", "tag-only", "card-update", "up-to-date", "conflict"]
+
+
+# ---------------------------------------------------------------------------- the build
+@dataclass(frozen=True)
+class LocalFile:
+    path: str  # in the repo
+    source: Path
+    size: int
+    sha256: str
+
+    def git_blob_id(self) -> str:
+        data = self.source.read_bytes()
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass(frozen=True)
+class VariantBuild:
+    name: str
+    repo_id: str
+    folder: Path
+    files: dict[str, LocalFile]
+    card: str
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    private: bool = False
+    commit_message: str | None = None
+
+
+def publish_settings(build_dir: Path) -> PublishSettings:
+    """The recipe's ``publish:`` section (``private``, ``commit_message``) from the build's recipe.yaml.
+
+    Read directly and minimally: publishing needs only these two keys, not the whole recipe.
+    """
+    path = Path(build_dir) / RECIPE_FILE
+    if not path.is_file():
+        return PublishSettings()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RecipeError(f"recipe.yaml is not valid YAML ({e})", where=str(path)) from e
+    section = data.get("publish") if isinstance(data, dict) else None
+    if section is None:
+        return PublishSettings()
+    if not isinstance(section, dict):
+        raise RecipeError("publish must be a mapping", where=str(path))
+    private, message = section.get("private", False), section.get("commit_message")
+    if not isinstance(private, bool):
+        raise RecipeError("publish.private must be true or false", where=str(path))
+    if message is not None and not isinstance(message, str):
+        raise RecipeError("publish.commit_message must be a string", where=str(path))
+    return PublishSettings(private, message)
+
+
+def read_build(build_dir: Path) -> tuple[Manifest, list[VariantBuild]]:
+    build_dir = Path(build_dir)
+    manifest = load_manifest(build_dir)
+    if not manifest.recipe_version:
+        raise PublishError(
+            "the build has no version", where=str(build_dir / MANIFEST_FILE),
+            fix="add `version: 1.0.0` to the recipe and rebuild",
+        )
+    variants = []
+    seen: set[str] = set()
+    for v in manifest.variants:
+        if not v.repo_id:
+            raise PublishError(
+                f"variant {v.name!r} has no repo id", where=str(build_dir / MANIFEST_FILE),
+                fix="add `name: namespace/model` to the recipe and rebuild",
+            )
+        try:
+            split_repo_id(v.repo_id)
+        except InvalidName as e:
+            raise PublishError(str(e), where=f"{build_dir / MANIFEST_FILE}: variant {v.name}") from e
+        if v.repo_id in seen:
+            raise PublishError(f"two variants publish to {v.repo_id}", where=str(build_dir / MANIFEST_FILE))
+        seen.add(v.repo_id)
+        folder = build_dir / v.folder if v.folder else build_dir
+        files: dict[str, LocalFile] = {}
+        for entry in v.files:
+            if not v.folder and entry.path.split("/")[0] == VARIANTS_DIR:
+                continue
+            if entry.path in (CARD, MANIFEST_FILE):
+                continue
+            files[entry.path] = _local_file(folder, entry.path, entry.size, entry.sha256)
+        card_path = folder / CARD
+        if not card_path.is_file():
+            raise CardError("no model card (README.md)", where=str(folder), fix="run `publisher card` on the build first")
+        files[CARD] = _local_file(folder, CARD, card_path.stat().st_size, _sha256(card_path))
+        if not v.folder:
+            m = build_dir / MANIFEST_FILE
+            files[MANIFEST_FILE] = _local_file(build_dir, MANIFEST_FILE, m.stat().st_size, _sha256(m))
+        variants.append(VariantBuild(v.name, v.repo_id, folder, files, card_path.read_text(encoding="utf-8")))
+    return manifest, variants
+
+
+def _local_file(folder: Path, path: str, size: int, sha256: str) -> LocalFile:
+    try:
+        check_path_in_repo(path)
+    except InvalidName as e:
+        raise PublishError(str(e), where=str(folder / MANIFEST_FILE)) from e
+    source = folder / path
+    if not source.is_file():
+        raise PublishError("listed in manifest.json but missing", where=str(source), fix="rebuild")
+    actual = source.stat().st_size
+    if actual != size:
+        raise PublishError(
+            f"changed since the build ({actual} bytes, manifest.json says {size})", where=str(source), fix="rebuild"
+        )
+    return LocalFile(path, source, size, sha256)
+
+
+# ---------------------------------------------------------------------------- plans
+@dataclass(frozen=True)
+class Change:
+    path: str
+    kind: Literal["add", "change", "delete"]
+    size: int
+
+
+@dataclass
+class RepoPlan:
+    build: VariantBuild
+    tag: str
+    private: bool
+    exists: bool
+    state: State
+    base_commit: str | None = None  # main's head the commit goes on top of
+    changes: list[Change] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def repo_id(self) -> str:
+        return self.build.repo_id
+
+
+@dataclass
+class RepoResult:
+    repo_id: str
+    variant: str
+    tag: str
+    action: str  # published | tagged | card updated | up to date | would publish | ...
+    changes: list[Change]
+    commit: str | None
+    sent_bytes: int
+    note: str = ""
+    private: bool = False
+
+
+@dataclass
+class PublishReport:
+    endpoint: str
+    version: str
+    dry_run: bool
+    results: list[RepoResult]
+
+
+def diff(local: dict[str, LocalFile], remote: dict[str, RepoFile]) -> list[Change]:
+    changes = []
+    for path, lf in sorted(local.items()):
+        rf = remote.get(path)
+        if rf is None:
+            changes.append(Change(path, "add", lf.size))
+        elif not _same(lf, rf):
+            changes.append(Change(path, "change", lf.size))
+    for path, rf in sorted(remote.items()):
+        if path not in local and path not in KEEP_REMOTE:
+            changes.append(Change(path, "delete", rf.size))
+    return changes
+
+
+def _same(lf: LocalFile, rf: RepoFile) -> bool:
+    if rf.size != lf.size:
+        return False
+    if rf.lfs is not None:
+        return bool(rf.lfs.sha256 == lf.sha256)
+    return bool(rf.blob_id == lf.git_blob_id())
+
+
+class Publisher:
+    """One publishing run against one endpoint; ``publish()`` below is the usual entry point."""
+
+    def __init__(
+        self, api: HfApi, token: str | None, retry: Retry, log: Callable[[str], None],
+        commit_message: str | None = None,
+    ) -> None:
+        self.api = api
+        self.commit_message = commit_message
+        self.token = token
+        self.retry = retry
+        self.log = log
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        return self.retry.call(fn, what, self.token)
+
+    def _files_at(self, repo_id: str, commit: str) -> dict[str, RepoFile]:
+        from huggingface_hub.hf_api import RepoFile
+
+        def listing() -> dict[str, RepoFile]:
+            items = self.api.list_repo_tree(repo_id, revision=commit, recursive=True)
+            return {i.path: i for i in items if isinstance(i, RepoFile)}
+
+        return self._call(listing, f"listing {repo_id}@{commit[:7]}")
+
+    def _refs(self, repo_id: str) -> tuple[str | None, dict[str, str]] | None:
+        """(main's head, {tag: commit}), or None when the repo does not exist (or is not visible)."""
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        try:
+            refs = self._call(lambda: self.api.list_repo_refs(repo_id), f"reading refs of {repo_id}")
+        except RepositoryNotFoundError:
+            return None
+        head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+        return head, {t.name: t.target_commit for t in refs.tags}
+
+    def _check_visibility(self, repo_id: str, private: bool) -> None:
+        info = self._call(lambda: self.api.repo_info(repo_id), f"reading {repo_id}")
+        if private and not info.private:
+            raise PublishError(
+                "the recipe says publish.private: true but the repo is public", where=repo_id,
+                fix="make the repo private on the Hub first (publisher never changes visibility)",
+            )
+
+    def plan(self, build: VariantBuild, tag: str, private: bool) -> RepoPlan:
+        refs = self._refs(build.repo_id)
+        if refs is None:
+            changes = [Change(p, "add", f.size) for p, f in sorted(build.files.items())]
+            return RepoPlan(build, tag, private, exists=False, state="publish", changes=changes)
+        head, tags = refs
+        if head is None:
+            raise PublishError(f"{build.repo_id} has no main branch", fix="create it, or delete the repo")
+        self._check_visibility(build.repo_id, private)
+        head_files = self._files_at(build.repo_id, head)
+        if tag not in tags:
+            changes = diff(build.files, head_files)
+            state: State = "publish" if changes else "tag-only"
+            return RepoPlan(build, tag, private, True, state, head, changes)
+        tagged = tags[tag]
+        tag_files = head_files if tagged == head else self._files_at(build.repo_id, tagged)
+        vs_tag = diff(build.files, tag_files)
+        if any(c.path != CARD for c in vs_tag):
+            shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if c.path != CARD)
+            return RepoPlan(
+                build, tag, private, True, "conflict", head, vs_tag,
+                note=f"{tag} already holds different files: {shown}",
+            )
+        vs_head = diff(build.files, head_files)
+        if not vs_head:
+            return RepoPlan(build, tag, private, True, "up-to-date", head)
+        if all(c.path == CARD for c in vs_head) and not any(c.path != CARD for c in diff(
+            {p: f for p, f in build.files.items() if p != CARD}, {p: f for p, f in head_files.items() if p != CARD}
+        )):
+            return RepoPlan(build, tag, private, True, "card-update", head, vs_head)
+        return RepoPlan(
+            build, tag, private, True, "up-to-date", head,
+            note=f"main has moved past {tag}; its card was left as is",
+        )
+
+    # ------------------------------------------------------------------------ writes
+    def execute(self, plan: RepoPlan, version: str, manifest: Manifest) -> RepoResult:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        result = RepoResult(plan.repo_id, plan.build.name, plan.tag, "up to date", plan.changes, plan.base_commit, 0,
+                            plan.note, plan.private)
+        if plan.state == "up-to-date":
+            return result
+        if not plan.exists:
+            self.log(f"creating {plan.repo_id} ({'private' if plan.private else 'public'})")
+            self._call(
+                lambda: self.api.create_repo(plan.repo_id, private=plan.private, exist_ok=True),
+                f"creating {plan.repo_id}",
+            )
+            plan = self.plan(plan.build, plan.tag, plan.private)
+            result.changes = plan.changes
+            if plan.state in ("up-to-date", "conflict"):
+                return self._settle(plan, result)
+        stale = 0  # 412s seen: a moved main is re-checked and retried once
+        for _ in range(4):
+            try:
+                if plan.state in ("publish", "card-update"):
+                    result.commit = self._commit(plan, version, manifest)
+                    result.sent_bytes = sum(c.size for c in plan.changes if c.kind != "delete")
+                elif plan.state == "publish-landed":
+                    result.commit = plan.base_commit
+                    result.sent_bytes = sum(c.size for c in result.changes if c.kind != "delete")
+                else:
+                    result.commit = plan.base_commit
+                if plan.state == "card-update":
+                    result.action = "card updated"
+                    return result
+                self._tag(plan, result.commit, version)
+                result.action = "tagged" if plan.state == "tag-only" else "published"
+                return result
+            except HfHubHTTPError as err:
+                status = status_of(err)
+                stale += status == 412
+                if status not in (409, 412):
+                    raise
+                if stale > 1:
+                    raise PublishError(
+                        f"{plan.repo_id} changed twice while publishing {plan.tag}",
+                        fix="another publisher is writing to it; re-run when it is done",
+                    ) from None
+                self.log(f"{plan.repo_id}: {'main moved' if status == 412 else plan.tag + ' appeared'}; re-checking")
+                planned = plan
+                plan = self._replan_after_race(plan)
+                if plan.state == "tag-only" and planned.state == "publish":
+                    # main already holds exactly this version (a retried commit had landed):
+                    # only the tag is missing, and the result is still this run's publication
+                    plan.state = "publish-landed"
+                result.changes = plan.changes or result.changes
+                if plan.state in ("up-to-date", "conflict"):
+                    return self._settle(plan, result)
+        raise AssertionError("unreachable")
+
+    def _settle(self, plan: RepoPlan, result: RepoResult) -> RepoResult:
+        if plan.state == "conflict":
+            raise _conflict(plan)
+        result.action, result.note = "up to date", plan.note or "published by a concurrent run"
+        result.commit = plan.base_commit
+        return result
+
+    def _replan_after_race(self, plan: RepoPlan) -> RepoPlan:
+        new = self.plan(plan.build, plan.tag, plan.private)
+        if new.state == "publish" and new.base_commit:
+            head = self._call(lambda: self.api.list_repo_commits(plan.repo_id, revision=new.base_commit)[0],
+                              f"reading {plan.repo_id} history")
+            if head.title == _title(plan.tag):
+                new.state, new.note = "conflict", f"another run is publishing {plan.tag} with different files"
+        return new
+
+    def _commit(self, plan: RepoPlan, version: str, manifest: Manifest) -> str:
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+        ops: list[Any] = []
+        for c in plan.changes:
+            if c.kind == "delete":
+                ops.append(CommitOperationDelete(c.path))
+                continue
+            lf = plan.build.files[c.path]
+            op = CommitOperationAdd(path_in_repo=lf.path, path_or_fileobj=str(lf.source))
+            op.upload_info.sha256 = bytes.fromhex(lf.sha256)  # from the manifest: never re-hashed
+            ops.append(op)
+        title = _title(plan.tag) if plan.state == "publish" else f"Update model card ({plan.tag})"
+        description = "\n".join(
+            ([self.commit_message.strip(), ""] if self.commit_message else [])
+            + [
+                f"Recipe {manifest.recipe_name} version {version}, variant {plan.build.name}.",
+                f"Recipe sha256 {manifest.recipe_sha256}; built by {manifest.tool} at {manifest.created.isoformat()}.",
+            ]
+        )
+        size = sum(c.size for c in plan.changes if c.kind != "delete")
+        self.log(f"{plan.repo_id}: committing {len(ops)} file(s), {human_size(size)} to send at most")
+        info = self._call(
+            lambda: self.api.create_commit(
+                plan.repo_id, ops, commit_message=title, commit_description=description,
+                parent_commit=plan.base_commit,
+            ),
+            f"committing to {plan.repo_id}",
+        )
+        return str(info.oid)
+
+    def _tag(self, plan: RepoPlan, commit: str | None, version: str) -> None:
+        self.log(f"{plan.repo_id}: tagging {commit[:7] if commit else '?'} as {plan.tag}")
+        self._call(
+            lambda: self.api.create_tag(
+                plan.repo_id, tag=plan.tag, revision=commit,
+                tag_message=f"{plan.repo_id} {plan.tag} ({plan.build.name})",
+            ),
+            f"tagging {plan.repo_id}",
+        )
+
+
+def _title(tag: str) -> str:
+    return f"Publish {tag}"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def bump(version: str) -> str:
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(.*)$", version)
+    return f"{m.group(1)}.{m.group(2)}.{int(m.group(3)) + 1}" if m else f"{version}.1"
+
+
+def _conflict(plan: RepoPlan) -> PublishError:
+    version = plan.tag[1:]
+    return PublishError(
+        f"{plan.note}; a published tag is never moved",
+        where=plan.repo_id,
+        fix=f"bump `version:` in the recipe (e.g. {bump(version)}), rebuild and publish again",
+    )
+
+
+# ---------------------------------------------------------------------------- entry point
+def publish(
+    build_dir: Path | str,
+    *,
+    dry_run: bool = False,
+    endpoint: str | None = None,
+    token: str | None = None,
+    retry: Retry | None = None,
+    log: Callable[[str], None] | None = None,
+) -> PublishReport:
+    """Publish every variant of ``build_dir``; see the module docstring. Raises PublisherError."""
+    build_dir = Path(build_dir)
+    manifest, builds = read_build(build_dir)
+    version = str(manifest.recipe_version)
+    tag = f"v{version}"
+    try:
+        check_ref_name(tag, "tag")
+    except InvalidName as e:
+        raise PublishError(str(e), where=str(build_dir / MANIFEST_FILE), fix="use a version such as 1.0.0") from e
+    settings = publish_settings(build_dir)
+    private = settings.private
+    for b in builds:
+        result = check_card(b.card)
+        if result.errors:
+            raise CardError(
+                f"the card would be rejected: {'; '.join(result.errors)}", where=str(b.folder / CARD),
+                fix="fix the card (or the recipe's card section) and run `publisher card` again",
+            )
+        _parse_with_client(b)
+
+    endpoint = resolve_endpoint(endpoint)
+    token = resolve_token(token)
+    if not token and not dry_run:
+        raise PublishError(
+            f"no Hub token for {endpoint}", fix="set HF_TOKEN or run `hf auth login` (a write token)"
+        )
+    api = make_api(endpoint, token)
+    publisher = Publisher(api, token, retry or Retry(), log or (lambda _msg: None), settings.commit_message)
+    with client_settings(endpoint):
+        return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+
+
+def _run(
+    publisher: Publisher, builds: list[VariantBuild], manifest: Manifest, version: str, tag: str,
+    private: bool, dry_run: bool, endpoint: str, token: str | None,
+) -> PublishReport:
+    try:
+        for b in builds:
+            _validate_remote(publisher, b)
+        plans = [publisher.plan(b, tag, private) for b in builds]
+        conflicts = [p for p in plans if p.state == "conflict"]
+        if conflicts:
+            raise _conflict(conflicts[0])
+        if dry_run:
+            return PublishReport(endpoint, version, True, [_dry(p) for p in plans])
+        results = [publisher.execute(p, version, manifest) for p in plans]
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted: every repo is at its previous version or fully committed",
+            fix="re-run the same command to finish",
+        ) from None
+    except PublisherError:
+        raise
+    except Exception as err:
+        chain = _causes(err)
+        if not any(_is_remote_failure(e) for e in chain):
+            raise
+        from huggingface_hub.errors import HfHubHTTPError
+
+        # up to the first HTTP error: its server message says it all (deeper: raw URLs)
+        cut = next((i for i, e in enumerate(chain) if isinstance(e, HfHubHTTPError)), len(chain) - 1)
+        text = ": ".join(dict.fromkeys(describe(e, token).rstrip(".") for e in chain[: cut + 1]))
+        raise HubError(f"publishing to {endpoint} failed: {text}",
+                       fix="nothing half-published is visible; re-run the same command") from None
+    return PublishReport(endpoint, version, False, results)
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """The exception and what caused it (huggingface_hub wraps upload errors in RuntimeError)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_remote_failure(err: BaseException) -> bool:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return isinstance(err, HfHubHTTPError | OSError | ValueError) or type(err).__module__.startswith("httpx")
+
+
+def _parse_with_client(build: VariantBuild) -> None:
+    """huggingface_hub's own structural parse (model-index, eval results) of the card."""
+    from huggingface_hub import ModelCard
+
+    try:
+        ModelCard(build.card)
+    except ValueError as e:
+        raise CardError(f"huggingface_hub cannot parse the card ({' '.join(str(e).split())})",
+                        where=str(build.folder / CARD)) from e
+
+
+def _validate_remote(publisher: Publisher, build: VariantBuild) -> None:
+    import warnings
+
+    def validate() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            publisher.api._validate_yaml(build.card, repo_type="model")
+
+    try:
+        publisher._call(validate, f"validating the card of {build.repo_id}")
+    except ValueError as e:
+        reasons = " ".join(str(e).replace("Invalid metadata in README.md.", "").split())
+        raise CardError(f"the Hub rejects the card: {reasons}", where=str(build.folder / CARD)) from None
+
+
+def _dry(plan: RepoPlan) -> RepoResult:
+    action = {
+        "publish": "would publish" if plan.exists else "would create and publish",
+        "tag-only": "would tag",
+        "publish-landed": "would tag",
+        "card-update": "would update card",
+        "up-to-date": "up to date",
+        "conflict": "conflict",
+    }[plan.state]
+    sent = sum(c.size for c in plan.changes if c.kind != "delete")
+    return RepoResult(plan.repo_id, plan.build.name, plan.tag, action, plan.changes, plan.base_commit, sent,
+                      plan.note, plan.private)

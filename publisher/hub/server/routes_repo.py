@@ -1,0 +1,255 @@
+"""Read and manage repos: whoami, create/delete/settings, info, tree, refs, commits, tags, branches."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from publisher.hub.cardcheck import check_card
+from publisher.hub.server.errors import (
+    BadRequest,
+    Conflict,
+    EntryNotFound,
+    RepoNotFound,
+    Unauthorized,
+)
+from publisher.hub.server.http import Request, Response, Router
+from publisher.hub.server.storage import RepoKey, Snapshot
+from publisher.hub.server.views import commit_item, paginate, repo_info, tree_item
+
+if TYPE_CHECKING:
+    from publisher.hub.server.app import HubApp
+
+TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
+API = "/api/{rtype}/{ns}/{name}"
+
+
+def register(app: HubApp, router: Router) -> None:
+    info_cache: dict[str, Any] = {}
+
+    def key_of(req: Request) -> RepoKey:
+        rtype = TYPES.get(req.params["rtype"])
+        if rtype is None:
+            raise RepoNotFound(f"{req.params['ns']}/{req.params['name']}")
+        return app.key(rtype, req.params["ns"], req.params["name"])
+
+    def snapshot_at(req: Request, revision: str) -> tuple[Any, Snapshot]:
+        repo = app.read_repo(req, key_of(req))
+        return repo, repo.snapshot(repo.resolve(revision))
+
+    def repo_url(req: Request, key: RepoKey) -> str:
+        return f"{app.base_url(req)}/{key.url_prefix}{key.repo_id}"
+
+    # ---------------------------------------------------------------- account
+    def whoami(req: Request) -> Response:
+        who = app.identity(req)
+        if who is None:
+            raise Unauthorized("Invalid user token. You must send a token in the Authorization header")
+        return Response.json(
+            {
+                "type": "user",
+                "id": who.user,
+                "name": who.user,
+                "fullname": who.user,
+                "email": None,
+                "emailVerified": False,
+                "isPro": False,
+                "orgs": [{"type": "org", "name": o, "fullname": o, "roleInOrg": who.scope} for o in who.orgs],
+                "auth": {"type": "access_token", "accessToken": {"displayName": who.token_name, "role": who.scope}},
+            }
+        )
+
+    def harnesses(req: Request) -> Response:
+        return Response.json({"standardEnvVars": [], "harnesses": {}})
+
+    def validate_yaml(req: Request) -> Response:
+        body = req.json()
+        if not isinstance(body, dict) or not isinstance(body.get("content"), str):
+            return Response.json({"errors": [{"message": "body must be {content, repoType}"}], "warnings": []}, 400)
+        result = check_card(body["content"], str(body.get("repoType") or "model"))
+        payload = {
+            "errors": [{"message": m} for m in result.errors],
+            "warnings": [{"message": m} for m in result.warnings],
+        }
+        return Response.json(payload, 400 if result.errors else 200)
+
+    # ---------------------------------------------------------------- repos
+    def _body_key(req: Request, body: dict[str, Any]) -> RepoKey:
+        rtype = body.get("type") or "model"
+        if rtype not in TYPES.values():
+            raise BadRequest(f"unsupported repo type {rtype!r}")
+        name = body.get("name")
+        who = app.identity(req)
+        ns = body.get("organization") or (who.user if who else None)
+        if not isinstance(name, str) or not isinstance(ns, str):
+            raise BadRequest("name (and organization, or a token) are required")
+        return app.key(rtype, ns, name)
+
+    def create_repo(req: Request) -> Response:
+        body = req.json()
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        who = app.identity(req)
+        key = _body_key(req, body)
+        app.check_write(who, key.namespace)
+        assert who is not None
+        visibility = body.get("visibility")
+        private = visibility == "private" if visibility is not None else bool(body.get("private", False))
+        url = repo_url(req, key)
+        if app.store.get(key) is not None:
+            return Response.json(
+                {"error": "You already created this model repo", "url": url},
+                409,
+                {"X-Error-Message": "You already created this model repo"},
+            )
+        try:
+            app.store.create(key, private=private, author=who.user)
+        except Conflict as e:
+            return Response.json({"error": e.message, "url": url}, 409, {"X-Error-Message": e.message})
+        return Response.json({"url": url, "name": key.repo_id, "id": key.repo_id})
+
+    def delete_repo(req: Request) -> Response:
+        body = req.json()
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        key = _body_key(req, body)
+        app.write_repo(req, key)
+        app.store.delete(key)
+        return Response.json({})
+
+    def settings(req: Request) -> Response:
+        key = key_of(req)
+        repo, _ = app.write_repo(req, key)
+        body = req.json()
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        if "visibility" in body:
+            repo.set_private(body["visibility"] == "private")
+        elif "private" in body:
+            repo.set_private(bool(body["private"]))
+        return Response.json({})
+
+    def list_repos(req: Request) -> Response:
+        rtype = TYPES.get(req.params["rtype"])
+        if rtype is None:
+            raise RepoNotFound(req.params["rtype"])
+        who = app.identity(req)
+        author, search = req.arg("author"), (req.arg("search") or "").lower()
+        items = []
+        for key in app.store.list_keys(rtype):
+            if author and key.namespace.lower() != author.lower():
+                continue
+            if search and search not in key.repo_id.lower():
+                continue
+            repo = app.store.get(key)
+            if repo is None or (repo.meta.private and not (who and who.owns(key.namespace))):
+                continue
+            head = repo.branch_head("main")
+            if head is None:
+                continue
+            info = repo_info(repo, repo.snapshot(head), files_metadata=False, cache=info_cache)
+            if not req.flag("full"):
+                info.pop("siblings", None)
+            items.append(info)
+        limit = req.arg("limit")
+        if limit and limit.isdigit():
+            items = items[: int(limit)]
+        page, headers = paginate(req, items, 1000, app.base_url(req))
+        return Response.json(page, headers=headers)
+
+    # ---------------------------------------------------------------- reading
+    def info(req: Request) -> Response:
+        repo, snap = snapshot_at(req, req.params.get("rev") or "main")
+        if len(info_cache) > 4096:
+            info_cache.clear()  # derived data per commit: cheap to rebuild, never stale
+        return Response.json(repo_info(repo, snap, files_metadata=req.flag("blobs"), cache=info_cache))
+
+    def tree(req: Request) -> Response:
+        _repo, snap = snapshot_at(req, req.params["rev"])
+        path = req.params.get("path", "").strip("/")
+        if path and path not in snap.dirs:
+            if path in snap.files:
+                items = [tree_item(snap.files[path])]
+                return Response.json(items)
+            raise EntryNotFound(path, snap.commit.id)
+        listing = [tree_item(e) for e in snap.listing(path, req.flag("recursive"))]
+        page, headers = paginate(req, listing, app.settings.page_size, app.base_url(req))
+        return Response.json(page, headers=headers)
+
+    def paths_info(req: Request) -> Response:
+        _repo, snap = snapshot_at(req, req.params["rev"])
+        form = parse_qs(req.body.read_all().decode("utf-8", "replace"))
+        out = []
+        for path in form.get("paths", []):
+            path = path.strip("/")
+            if path in snap.files:
+                out.append(tree_item(snap.files[path]))
+            elif path in snap.dirs:
+                out.append(tree_item((path, snap.dirs[path])))
+        return Response.json(out)
+
+    def refs(req: Request) -> Response:
+        repo = app.read_repo(req, key_of(req))
+        branches: list[dict[str, str]] = []
+        tags: list[dict[str, str]] = []
+        for full, target in sorted(repo.refs().items()):
+            kind, _, name = full[len("refs/") :].partition("/")
+            item = {"name": name, "ref": full, "targetCommit": target}
+            (branches if kind == "heads" else tags).append(item)
+        out: dict[str, Any] = {"branches": branches, "converts": [], "tags": tags}
+        if req.flag("include_prs"):
+            out["pullRequests"] = []
+        return Response.json(out)
+
+    def commits(req: Request) -> Response:
+        repo = app.read_repo(req, key_of(req))
+        head = repo.resolve(req.params["rev"])
+        formatted = "formatted" in req.query.get("expand[]", []) + req.query.get("expand", [])
+        items = [commit_item(c, formatted) for c in repo.history(head)]
+        page, headers = paginate(req, items, app.settings.commits_page_size, app.base_url(req))
+        return Response.json(page, headers=headers)
+
+    # ---------------------------------------------------------------- refs
+    def create_tag(req: Request) -> Response:
+        repo, who = app.write_repo(req, key_of(req))
+        body = req.json()
+        if not isinstance(body, dict) or not isinstance(body.get("tag"), str):
+            raise BadRequest("body must be {tag, message?}")
+        message = body.get("message")
+        target = repo.create_tag(body["tag"], req.params["rev"], message if isinstance(message, str) else None, who.user)
+        return Response.json({"tag": body["tag"], "targetCommit": target})
+
+    def delete_tag(req: Request) -> Response:
+        repo, _ = app.write_repo(req, key_of(req))
+        repo.delete_ref("tags", req.params["tag"])
+        return Response.json({})
+
+    def create_branch(req: Request) -> Response:
+        repo, _ = app.write_repo(req, key_of(req))
+        body = req.json() or {}
+        start = body.get("startingPoint") if isinstance(body, dict) else None
+        target = repo.create_branch(req.params["branch"], start if isinstance(start, str) else None)
+        return Response.json({"branch": req.params["branch"], "targetCommit": target})
+
+    def delete_branch(req: Request) -> Response:
+        repo, _ = app.write_repo(req, key_of(req))
+        repo.delete_ref("heads", req.params["branch"])
+        return Response.json({})
+
+    router.add("GET", "/api/whoami-v2", whoami)
+    router.add("GET", "/api/agent-harnesses", harnesses)
+    router.add("POST", "/api/validate-yaml", validate_yaml)
+    router.add("POST", "/api/repos/create", create_repo)
+    router.add("DELETE", "/api/repos/delete", delete_repo)
+    router.add("GET", "/api/{rtype}", list_repos)
+    router.add("GET", API, info)
+    router.add("GET", f"{API}/revision/{{rev}}", info)
+    router.add("PUT", f"{API}/settings", settings)
+    router.add("GET", f"{API}/tree/{{rev}}/{{path*}}", tree)
+    router.add("POST", f"{API}/paths-info/{{rev}}", paths_info)
+    router.add("GET", f"{API}/refs", refs)
+    router.add("GET", f"{API}/commits/{{rev}}", commits)
+    router.add("POST", f"{API}/tag/{{rev}}", create_tag)
+    router.add("DELETE", f"{API}/tag/{{tag}}", delete_tag)
+    router.add("POST", f"{API}/branch/{{branch}}", create_branch)
+    router.add("DELETE", f"{API}/branch/{{branch}}", delete_branch)

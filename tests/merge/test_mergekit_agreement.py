@@ -1,0 +1,137 @@
+"""Same numbers as mergekit: every oracle case built with ``publisher build`` matches
+mergekit 0.1.5's output within one unit in the last place of the output dtype.
+
+The references (tests/fixtures/mergekit/, made by tests/oracle/regenerate.py) were computed
+on the stand-in family; the family is regenerated here and checked against the recorded
+sha256 first, so a change to publisher/standins.py fails loudly rather than comparing
+against stale references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from publisher.build import BuildOptions, build
+from publisher.standins import TINY, generate_family
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mergekit"
+CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "config.yml").exists())
+FAMILIES = {"FAMILY_BF16": "BF16", "FAMILY_F32": "F32"}
+MAX_ULP = 1
+
+
+# -- ulp distance ------------------------------------------------------------------------
+
+_BITS = {torch.bfloat16: (torch.int16, 16), torch.float16: (torch.int16, 16), torch.float32: (torch.int32, 32)}
+
+
+def ordered_bits(x: torch.Tensor) -> torch.Tensor:
+    """Reinterpret floats as integers that are ordered like the floats (+0 and -0 both 0)."""
+    int_dtype, width = _BITS[x.dtype]
+    bits = x.contiguous().view(int_dtype).to(torch.int64)
+    magnitude = bits & ((1 << (width - 1)) - 1)
+    return torch.where(bits < 0, -magnitude, magnitude)
+
+
+def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Elementwise distance in units in the last place; NaN against anything but NaN is huge."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    dist = (ordered_bits(a) - ordered_bits(b)).abs()
+    nan_a, nan_b = torch.isnan(a), torch.isnan(b)
+    dist = torch.where(nan_a & nan_b, 0, dist)
+    return torch.where(nan_a ^ nan_b, torch.iinfo(torch.int64).max, dist)
+
+
+def test_ulp_distance() -> None:
+    one = torch.tensor([1.0], dtype=torch.bfloat16)
+    nxt = torch.nextafter(one.float(), torch.tensor([2.0])).to(torch.bfloat16)  # rounds back to 1
+    assert ulp_distance(one, nxt).item() == 0
+    up = (one.view(torch.int16) + 1).view(torch.bfloat16)
+    assert ulp_distance(one, up).item() == 1
+    zeros = torch.tensor([0.0, -0.0])
+    assert ulp_distance(zeros, zeros.flip(0)).tolist() == [0, 0]
+    tiny = torch.tensor([1e-45, -1e-45])  # the two smallest subnormals straddle zero: 2 apart
+    assert ulp_distance(tiny[:1], tiny[1:]).item() == 2
+    f = torch.tensor([3.0, -3.0])
+    assert ulp_distance(f, torch.nextafter(f, torch.zeros(2))).tolist() == [1, 1]
+    assert ulp_distance(torch.tensor([float("nan")]), torch.tensor([1.0])).item() > 1 << 40
+
+
+# -- the family and the cases -------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def oracle_family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("oracle-family")
+    meta = json.loads((FIXTURES / "family.json").read_text())
+    out = {}
+    for key, dtype in FAMILIES.items():
+        models = generate_family(root / key, TINY, dtype=dtype)
+        for name, path in models.items():
+            got = _sha256(path / "model.safetensors")
+            assert got == meta["family"][key][name], (
+                f"stand-in {key}/{name} changed (sha256 {got[:12]}); "
+                "regenerate the references: python3 tests/oracle/regenerate.py"
+            )
+        out[key] = str(root / key)
+    return out
+
+
+def _resolve(config: Any, family: dict[str, str]) -> Any:
+    if isinstance(config, dict):
+        return {k: _resolve(v, family) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_resolve(v, family) for v in config]
+    if isinstance(config, str):
+        for key, root in family.items():
+            if config.startswith(key + "/"):
+                return root + config[len(key) :]
+    return config
+
+
+def _load_output(folder: Path) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for shard in sorted(folder.glob("*.safetensors")):
+        tensors.update(load_file(shard))
+    return tensors
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_agrees_with_mergekit(case: str, oracle_family: dict[str, str], tmp_path: Path) -> None:
+    ref_dir = FIXTURES / case
+    config = _resolve(yaml.safe_load((ref_dir / "config.yml").read_text()), oracle_family)
+    recipe = tmp_path / f"{case}.yml"
+    recipe.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "out"
+    build(recipe, out, BuildOptions(threads=2, quiet=True, render_cards=False))
+
+    ours = _load_output(out)
+    ref = load_file(ref_dir / "model.safetensors")
+    assert sorted(ours) == sorted(ref)
+    worst: list[tuple[int, str]] = []
+    for name, r in ref.items():
+        o = ours[name]
+        assert (o.dtype, tuple(o.shape)) == (r.dtype, tuple(r.shape)), name
+        dist = int(ulp_distance(o, r).max()) if r.numel() else 0
+        worst.append((dist, name))
+    worst.sort(reverse=True)
+    assert worst[0][0] <= MAX_ULP, f"{case}: worst tensors (ulp, name): {worst[:5]}"
+
+    ours_cfg = json.loads((out / "config.json").read_text())
+    ref_cfg = json.loads((ref_dir / "config.json").read_text())
+    for key in ("num_hidden_layers", "hidden_size", "vocab_size", "architectures"):
+        assert ours_cfg.get(key) == ref_cfg.get(key), key
+    ref_dtype = ref_cfg.get("dtype", ref_cfg.get("torch_dtype"))
+    assert ours_cfg.get("dtype", ours_cfg.get("torch_dtype")) == ref_dtype

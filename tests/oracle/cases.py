@@ -1,0 +1,328 @@
+"""The mergekit agreement cases: one mergekit config per case, over the tiny stand-in family.
+
+Model paths are placeholders (``FAMILY_BF16/base``, ``FAMILY_F32/ft1``) that both the
+regenerate script and the agreement test replace with the locally generated family.
+Random methods (DARE, DELLA) are absent: mergekit draws their masks from a global RNG in
+execution order, so its bytes are no target (issue 3, "Agreement").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BF16 = "FAMILY_BF16"
+F32 = "FAMILY_F32"
+
+# The widespread LazyMergekit slerp setting (issue 2, "Recipes for the seed models").
+LAZY_T: list[dict[str, Any]] = [
+    {"filter": "self_attn", "value": [0, 0.5, 0.3, 0.7, 1]},
+    {"filter": "mlp", "value": [1, 0.5, 0.7, 0.3, 0]},
+    {"value": 0.5},
+]
+
+
+def _m(fam: str, name: str, **params: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": f"{fam}/{name}"}
+    if params:
+        out["parameters"] = params
+    return out
+
+
+def _fts(fam: str, *params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_m(fam, f"ft{i + 1}", **p) for i, p in enumerate(params)]
+
+
+def _slerp_slices(fam: str, a: str, b: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "sources": [
+                {"model": f"{fam}/{a}", "layer_range": [0, 32]},
+                {"model": f"{fam}/{b}", "layer_range": [0, 32]},
+            ]
+        }
+    ]
+
+
+CASES: dict[str, dict[str, Any]] = {
+    # --- linear ---------------------------------------------------------------
+    "linear_scalar": {
+        "merge_method": "linear",
+        "models": [_m(BF16, "a", weight=0.3), _m(BF16, "b", weight=0.7)],
+        "dtype": "bfloat16",
+    },
+    "linear_gradient_filtered": {
+        "merge_method": "linear",
+        "models": [
+            _m(BF16, "ft1", weight=[{"filter": "mlp", "value": [1, 0.2]}, {"value": 0.5}]),
+            _m(BF16, "ft2", weight=[0.2, 0.9, 0.4]),
+            _m(BF16, "ft3", weight=0.25),
+        ],
+        "parameters": {"normalize": False},
+        "dtype": "bfloat16",
+    },
+    "linear_f32_out_bf16": {
+        "merge_method": "linear",
+        "models": [_m(F32, "a", weight=1.0), _m(F32, "b", weight=2.0), _m(F32, "ft1", weight=0.5)],
+        "dtype": "float32",
+        "out_dtype": "bfloat16",
+    },
+    "linear_f32": {
+        "merge_method": "linear",
+        "models": [_m(F32, "a", weight=[0.1, 0.9]), _m(F32, "b", weight=0.6)],
+        "dtype": "float32",
+    },
+    # --- slerp ----------------------------------------------------------------
+    "slerp_scalar": {
+        "merge_method": "slerp",
+        "slices": _slerp_slices(BF16, "a", "b"),
+        "base_model": f"{BF16}/a",
+        "parameters": {"t": 0.3},
+        "dtype": "bfloat16",
+    },
+    "slerp_lazymergekit": {
+        "merge_method": "slerp",
+        "slices": _slerp_slices(BF16, "a", "b"),
+        "base_model": f"{BF16}/a",
+        "parameters": {"t": LAZY_T},
+        "dtype": "bfloat16",
+    },
+    "slerp_family_bf16": {
+        "merge_method": "slerp",
+        "slices": _slerp_slices(BF16, "base", "ft1"),
+        "base_model": f"{BF16}/base",
+        "parameters": {"t": LAZY_T},
+        "dtype": "bfloat16",
+    },
+    "slerp_f32": {
+        "merge_method": "slerp",
+        "slices": _slerp_slices(F32, "a", "b"),
+        "base_model": f"{F32}/a",
+        "parameters": {"t": LAZY_T},
+        "dtype": "float32",
+    },
+    "slerp_f32_family": {
+        "merge_method": "slerp",
+        "slices": _slerp_slices(F32, "base", "ft2"),
+        "base_model": f"{F32}/base",
+        "parameters": {"t": [0.1, 0.8, 0.4]},
+        "dtype": "float32",
+    },
+    # --- task arithmetic --------------------------------------------------------
+    "task_arithmetic_scalar": {
+        "merge_method": "task_arithmetic",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.5}, {"weight": 0.3}, {"weight": -0.2}),
+        "dtype": "bfloat16",
+    },
+    "task_arithmetic_gradient_normalize_lambda": {
+        "merge_method": "task_arithmetic",
+        "base_model": f"{BF16}/base",
+        "models": [_m(BF16, "base"), *_fts(BF16, {"weight": [{"filter": "self_attn", "value": [0.2, 1.0]}, {"value": 0.7}]}, {"weight": 0.4})],
+        "parameters": {"normalize": True, "lambda": 1.3},
+        "dtype": "bfloat16",
+    },
+    "task_arithmetic_f32": {
+        "merge_method": "task_arithmetic",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {"weight": [0.3, 0.9]}, {"weight": 0.6}),
+        "dtype": "float32",
+    },
+    # --- passthrough / frankenmerge ---------------------------------------------
+    "passthrough_frankenmerge": {
+        "merge_method": "passthrough",
+        "slices": [
+            {"sources": [{"model": f"{BF16}/a", "layer_range": [0, 20]}]},
+            {
+                "sources": [{"model": f"{BF16}/b", "layer_range": [12, 32]}],
+                "parameters": {"scale": [{"filter": "o_proj", "value": 0.5}, {"filter": "down_proj", "value": 0.5}, {"value": 1.0}]},
+            },
+        ],
+        "dtype": "bfloat16",
+    },
+    "passthrough_slices_f32": {
+        "merge_method": "passthrough",
+        "slices": [
+            {"sources": [{"model": f"{F32}/a", "layer_range": [0, 8]}]},
+            {"sources": [{"model": f"{F32}/b", "layer_range": [4, 10]}]},
+            {"sources": [{"model": f"{F32}/a", "layer_range": [28, 32]}]},
+        ],
+        "dtype": "float32",
+    },
+    # --- TIES / breadcrumbs -------------------------------------------------------
+    "ties_scalar": {
+        "merge_method": "ties",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.5, "density": 0.5}, {"weight": 0.5, "density": 0.5}, {"weight": 0.3, "density": 0.7}),
+        "dtype": "bfloat16",
+    },
+    "ties_gradient_int8_nonorm": {
+        "merge_method": "ties",
+        "base_model": f"{BF16}/base",
+        "models": _fts(
+            BF16,
+            {"weight": [0.2, 0.8], "density": [{"filter": "mlp", "value": 0.3}, {"value": 0.6}]},
+            {"weight": 0.5, "density": [0.9, 0.2]},
+        ),
+        "parameters": {"normalize": False, "int8_mask": True, "lambda": 0.9},
+        "dtype": "bfloat16",
+    },
+    "ties_f32": {
+        "merge_method": "ties",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {"weight": 0.6, "density": 0.4}, {"weight": 0.4, "density": [0.3, 0.8]}, {"weight": 0.5, "density": 0.5}),
+        "dtype": "float32",
+    },
+    "breadcrumbs": {
+        "merge_method": "breadcrumbs",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.5, "density": 0.8, "gamma": 0.05}, {"weight": 0.5, "density": [0.9, 0.6], "gamma": 0.02}),
+        "dtype": "bfloat16",
+    },
+    "breadcrumbs_ties_f32": {
+        "merge_method": "breadcrumbs_ties",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {"weight": 0.7, "density": 0.7}, {"weight": 0.4, "density": 0.8, "gamma": 0.1}, {"weight": 0.3, "density": 0.9}),
+        "parameters": {"normalize": True, "rescale": True},
+        "dtype": "float32",
+    },
+    "breadcrumbs_ties": {
+        "merge_method": "breadcrumbs_ties",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.7, "density": 0.7}, {"weight": 0.4, "density": 0.8, "gamma": 0.1}),
+        "dtype": "bfloat16",
+    },
+    # --- model stock --------------------------------------------------------------
+    "model_stock": {
+        "merge_method": "model_stock",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {}, {}, {}),
+        "dtype": "bfloat16",
+    },
+    "model_stock_filter_wise_f32": {
+        "merge_method": "model_stock",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {}, {}),
+        "parameters": {"filter_wise": True},
+        "dtype": "float32",
+    },
+    # --- nuslerp --------------------------------------------------------------------
+    "nuslerp_no_base": {
+        "merge_method": "nuslerp",
+        "models": [_m(BF16, "a", weight=0.3), _m(BF16, "b", weight=[{"filter": "mlp", "value": [0.2, 0.9]}, {"value": 0.7}])],
+        "dtype": "bfloat16",
+    },
+    "nuslerp_base_rowwise": {
+        "merge_method": "nuslerp",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.4}, {"weight": 0.6}),
+        "parameters": {"nuslerp_flatten": False, "nuslerp_row_wise": True},
+        "dtype": "bfloat16",
+    },
+    "nuslerp_noflatten_f32": {
+        "merge_method": "nuslerp",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {"weight": 1.0}, {"weight": 2.0}),
+        "parameters": {"nuslerp_flatten": False},
+        "dtype": "float32",
+    },
+    # --- multislerp / karcher --------------------------------------------------------
+    "multislerp": {
+        "merge_method": "multislerp",
+        "models": [_m(BF16, "a", weight=0.2), _m(BF16, "b", weight=0.5), _m(BF16, "ft1", weight=0.3)],
+        "dtype": "bfloat16",
+    },
+    "multislerp_base_f32": {
+        "merge_method": "multislerp",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {"weight": 1.0}, {"weight": 2.0}, {"weight": [0.5, 1.5]}),
+        "parameters": {"normalize_weights": True},
+        "dtype": "float32",
+    },
+    "karcher": {
+        "merge_method": "karcher",
+        "models": [_m(BF16, "a"), _m(BF16, "b"), _m(BF16, "ft1")],
+        "dtype": "bfloat16",
+    },
+    "karcher_f32": {
+        "merge_method": "karcher",
+        "models": [_m(F32, "a"), _m(F32, "b")],
+        "parameters": {"max_iter": 20, "tol": 1e-6},
+        "dtype": "float32",
+    },
+    # --- SCE / RAM ----------------------------------------------------------------------
+    "sce": {
+        "merge_method": "sce",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {}, {}, {}),
+        "parameters": {"select_topk": 0.5},
+        "dtype": "bfloat16",
+    },
+    "sce_f32": {
+        "merge_method": "sce",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {}, {}),
+        "parameters": {"select_topk": [{"filter": "mlp", "value": 0.3}, {"value": 1.0}]},
+        "dtype": "float32",
+    },
+    "ram": {
+        "merge_method": "ram",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {}, {}, {}),
+        "parameters": {"epsilon": 0.004},
+        "dtype": "bfloat16",
+    },
+    "ramplus_tl": {
+        "merge_method": "ramplus_tl",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {}, {}),
+        "parameters": {"r": 0.5, "alpha": 0.4, "epsilon": 0.003},
+        "dtype": "bfloat16",
+    },
+    "ramplus_tl_f32": {
+        "merge_method": "ramplus_tl",
+        "base_model": f"{F32}/base",
+        "models": _fts(F32, {}, {}, {}),
+        "parameters": {"epsilon": 0.002},
+        "dtype": "float32",
+    },
+    # --- nearswap / arcee fusion -----------------------------------------------------------
+    "nearswap": {
+        "merge_method": "nearswap",
+        "base_model": f"{BF16}/base",
+        "models": [_m(BF16, "ft1")],
+        "parameters": {"t": [0.001, 0.004]},
+        "dtype": "bfloat16",
+    },
+    "nearswap_f32": {
+        "merge_method": "nearswap",
+        "base_model": f"{F32}/a",
+        "models": [_m(F32, "b")],
+        "parameters": {"t": 0.01},
+        "dtype": "float32",
+    },
+    "arcee_fusion": {
+        "merge_method": "arcee_fusion",
+        "base_model": f"{BF16}/base",
+        "models": [_m(BF16, "ft2")],
+        "dtype": "bfloat16",
+    },
+    "arcee_fusion_f32": {
+        "merge_method": "arcee_fusion",
+        "base_model": f"{F32}/a",
+        "models": [_m(F32, "b")],
+        "dtype": "float32",
+    },
+}
+
+
+def resolve_paths(config: Any, family: dict[str, str]) -> Any:
+    """Replace the FAMILY_* placeholders with real folders, recursively."""
+    if isinstance(config, dict):
+        return {k: resolve_paths(v, family) for k, v in config.items()}
+    if isinstance(config, list):
+        return [resolve_paths(v, family) for v in config]
+    if isinstance(config, str):
+        for key, root in family.items():
+            if config.startswith(key + "/"):
+                return root + config[len(key) :]
+    return config

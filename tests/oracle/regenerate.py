@@ -1,0 +1,141 @@
+"""Regenerate the mergekit reference fixtures (tests/fixtures/mergekit/).
+
+Run from the repository root with the global python:
+
+    python3 tests/oracle/regenerate.py [--cases slerp_scalar,ties_scalar] [--keep-venv]
+
+It creates (or reuses) a side virtual environment ``.oracle-venv-mergekit`` holding
+torch 2.13.0 (installed first: the local CPU build) and mergekit 0.1.5, generates the tiny
+32-layer stand-in family (bf16, and a float32 copy) with publisher.standins, runs
+``mergekit-yaml`` on every case of tests/oracle/cases.py (CPU, offline), and stores for
+each case its config.yml (with placeholder paths), the output model.safetensors and the
+output config.json. family.json records the sha256 of every parent, so a change to the
+stand-ins invalidates the references loudly instead of silently.
+
+The test suite never needs mergekit: it only reads what this script wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cases import BF16, CASES, F32, resolve_paths  # noqa: E402
+
+from publisher.standins import TINY, generate_family  # noqa: E402
+
+VENV = ROOT / ".oracle-venv-mergekit"
+FIXTURES = ROOT / "tests" / "fixtures" / "mergekit"
+TORCH = "torch==2.13.0"
+MERGEKIT = "mergekit==0.1.5"
+KEEP = ("config.json",)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_venv() -> Path:
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    check = subprocess.run([str(py), "-c", "import mergekit, torch"], capture_output=True)
+    if check.returncode != 0:
+        pip = [str(py), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, TORCH], check=True)  # first: the local CPU wheel
+        subprocess.run([*pip, MERGEKIT], check=True)
+    return VENV / "bin" / "mergekit-yaml"
+
+
+def versions() -> dict[str, str]:
+    py = VENV / "bin" / "python"
+    out = subprocess.run(
+        [str(py), "-c", "import importlib.metadata as m; print(m.version('mergekit'), m.version('torch'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return {"mergekit": out[0], "torch": out[1]}
+
+
+def family_digests(families: dict[str, Path]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, root in families.items():
+        out[key] = {m.name: sha256(m / "model.safetensors") for m in sorted(root.iterdir())}
+    return out
+
+
+def make_families(work: Path) -> dict[str, Path]:
+    fams = {BF16: work / "family-bf16", F32: work / "family-f32"}
+    generate_family(fams[BF16], TINY, dtype="BF16")
+    generate_family(fams[F32], TINY, dtype="F32")
+    return fams
+
+
+def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergekit_yaml: Path, work: Path) -> None:
+    resolved = resolve_paths(config, {k: str(v) for k, v in fams.items()})
+    cfg_path = work / f"{name}.yml"
+    cfg_path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    out = work / f"out-{name}"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TRANSFORMERS_OFFLINE="1")
+    cmd = [str(mergekit_yaml), str(cfg_path), str(out), "--no-cuda", "--quiet", "--no-write-model-card", "--no-copy-tokenizer"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"mergekit failed on {name}:\n{proc.stderr[-4000:]}")
+    shards = sorted(out.glob("*.safetensors"))
+    if len(shards) != 1:
+        raise SystemExit(f"{name}: expected one output shard, got {[s.name for s in shards]}")
+    dest = FIXTURES / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    (dest / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.copyfile(shards[0], dest / "model.safetensors")
+    for keep in KEEP:
+        shutil.copyfile(out / keep, dest / keep)
+    shutil.rmtree(out)
+    print(f"{name}: {(dest / 'model.safetensors').stat().st_size // 1024} KiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    args = parser.parse_args()
+    names = args.cases.split(",") if args.cases else list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown cases: {unknown}")
+    mergekit_yaml = ensure_venv()
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mergekit-oracle-") as tmp:
+        work = Path(tmp)
+        fams = make_families(work)
+        meta = {"versions": versions(), "family": family_digests(fams)}
+        (FIXTURES / "family.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if not args.cases:  # a full run drops fixtures of cases that no longer exist
+            for stale in FIXTURES.iterdir():
+                if stale.is_dir() and stale.name not in CASES:
+                    shutil.rmtree(stale)
+        for name in names:
+            run_case(name, CASES[name], fams, mergekit_yaml, work)
+
+
+if __name__ == "__main__":
+    main()
