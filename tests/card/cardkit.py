@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher.manifest import FileEntry, InputModel, Manifest, Variant
-from publisher.merge.methods import REGISTRY
-from publisher.merge.methods.registry import MergeMethod, Param, is_number
 from publisher.recipe import load_recipe, model_references
 from publisher.standins import SEVEN_B, MistralShape, mistral_config, tensor_plan
 from publisher.tensors import PlannedTensor, assign_shards, encode_header, shard_names, write_index
@@ -63,26 +61,6 @@ SEED_DATES = {
     "osanseviero/mistral-instruct-slerp": datetime(2024, 1, 10, 9, 30, tzinfo=UTC),
     "EmbeddedLLM/Mistral-7B-Merge-02-v0": datetime(2023, 12, 20, 9, 30, tzinfo=UTC),
 }
-
-
-def dare_ties_standin() -> MergeMethod | None:
-    """dare_ties, if the registry lacks it (the methods branch adds it): the card needs only
-    its parameter declarations. None when the real one is registered."""
-    if "dare_ties" in REGISTRY:
-        return None
-    from publisher.merge.methods.task_arithmetic import gta_params
-
-    return MergeMethod(
-        name="dare_ties",
-        fn=lambda job: job.tensors[0],
-        params=gta_params(normalize=True, rescale=True),
-        model_params=(Param("weight", check=is_number), Param("density", 1.0, is_number)),
-        needs_base=True,
-        min_models=2,
-        random=True,
-        pretty_name="DARE TIES",
-        reference_url="https://arxiv.org/abs/2311.03099",
-    )
 
 
 def fp8_plan(shape: MistralShape) -> list[PlannedTensor]:
@@ -137,6 +115,7 @@ def make_build_dir(
     input_kind: str = "hub",
     local_parents: dict[str, Path] | None = None,
     recipe_text: str | None = None,
+    revisions: dict[str, str] | None = None,
 ) -> Path:
     """A complete build directory for a recipe: merged (BF16) + variants/FP8, manifest, recipe."""
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +161,7 @@ def make_build_dir(
                 ref=ref,
                 kind=kind,  # type: ignore[arg-type]
                 repo_id=None if kind == "local" else ref,
-                revision=None if kind == "local" else fake_sha(ref),
+                revision=None if kind == "local" else (revisions or {}).get(ref, fake_sha(ref)),
                 path=str(local) if local is not None else f"/nonexistent/hf-cache/{ref}",
                 files=[FileEntry(path="model.safetensors", size=1, sha256=hashlib.sha256(ref.encode()).hexdigest())],
             )
@@ -201,86 +180,4 @@ def make_build_dir(
         variants=variant_list,
     )
     (out / "manifest.json").write_text(manifest.to_json())
-    return out
-
-
-# ----------------------------------------------------------------------------- a tiny resolve-only Hub
-
-
-class MiniHub:
-    """Serves ``HEAD``/``GET /{repo}/resolve/{rev}/{file}`` the way the Hub does (hub-api.md §4).
-
-    Only what ``hf_hub_download`` needs to read a card: X-Repo-Commit, ETag (the git blob
-    sha1), Content-Length, and X-Error-Code on errors. The full local Hub server
-    (publisher/hub/server) replaces this once it is on main.
-    """
-
-    def __init__(self, files: dict[str, dict[str, bytes]]) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import unquote
-
-        self.files = files
-        self.requests: list[tuple[str, str]] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _answer(self, body: bool) -> None:
-                hub.requests.append((self.command, self.path))
-                parts = [unquote(p) for p in self.path.split("?")[0].split("/")[1:]]
-                if len(parts) < 5 or parts[2] != "resolve":
-                    self._error(404, "RepoNotFound", "not a resolve URL")
-                    return
-                repo, path = f"{parts[0]}/{parts[1]}", "/".join(parts[4:])
-                if repo not in hub.files:
-                    self._error(404, "RepoNotFound", f"Repository {repo} not found")
-                    return
-                commit = hashlib.sha1(repo.encode()).hexdigest()
-                data = hub.files[repo].get(path)
-                if data is None:
-                    self._error(404, "EntryNotFound", f"{path} does not exist", commit)
-                    return
-                blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-                self.send_response(200)
-                self.send_header("X-Repo-Commit", commit)
-                self.send_header("ETag", f'"{blob}"')
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def _error(self, status: int, code: str, message: str, commit: str | None = None) -> None:
-                self.send_response(status)
-                self.send_header("X-Error-Code", code)
-                self.send_header("X-Error-Message", message)
-                if commit:
-                    self.send_header("X-Repo-Commit", commit)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_HEAD(self) -> None:
-                self._answer(body=False)
-
-            def do_GET(self) -> None:
-                self._answer(body=True)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def hub_files(root: Path) -> dict[str, dict[str, bytes]]:
-    """Every file of a Hub-like folder (root/<ns>/<name>/...) by repo id."""
-    out: dict[str, dict[str, bytes]] = {}
-    for repo_dir in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        repo = f"{repo_dir.parent.name}/{repo_dir.name}"
-        out[repo] = {str(f.relative_to(repo_dir)): f.read_bytes() for f in repo_dir.rglob("*") if f.is_file()}
     return out

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 # The suite runs with --import-mode=importlib: make the card test kit importable by name.
 sys.path.insert(0, str(Path(__file__).parent))
-from cardkit import HUB, RECIPES, MiniHub, dare_ties_standin, hub_files, make_build_dir
-
-from publisher.merge.methods import REGISTRY
-
-
-@pytest.fixture(autouse=True)
-def _dare_ties(monkeypatch: pytest.MonkeyPatch) -> None:
-    method = dare_ties_standin()
-    if method is not None:
-        monkeypatch.setitem(REGISTRY, "dare_ties", method)
+from cardkit import HUB, RECIPES, make_build_dir
 
 
 @pytest.fixture
@@ -49,11 +40,3 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-
-@pytest.fixture
-def mini_hub(online: None) -> Iterator[MiniHub]:
-    hub = MiniHub(hub_files(HUB))
-    yield hub
-    hub.close()
-

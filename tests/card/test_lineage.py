@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cardkit import HUB, RECIPES, MiniHub
+from cardkit import HUB, RECIPES
 
 from publisher.card.licenses import conflict, is_hub_license, license_class, license_problems
-from publisher.card.lineage import FolderFetcher, HubFetcher, parse_card
+from publisher.card.lineage import FolderFetcher, parse_card
 from publisher.card.render import render_cards
 from publisher.cli import main
 from publisher.errors import CardError, LicenseError
@@ -245,49 +245,3 @@ def test_local_parent_folders(tmp_path: Path, make_build: Callable[..., Path]) -
     from huggingface_hub import ModelCard
 
     assert ModelCard(result.cards[0].text).data.base_model == ["acme/plain"]
-
-
-# ----------------------------------------------------------------------------- over HTTP
-
-
-def test_parents_read_through_huggingface_hub_over_http(
-    tmp_path: Path, mini_hub: MiniHub, make_build: Callable[..., Path]
-) -> None:
-    build = make_build("ing_2003m3_slerp.yaml")
-    via_folder = render_cards(build, fetcher=FolderFetcher(HUB), write=False)
-    fetcher = HubFetcher(endpoint=mini_hub.endpoint, token=False, cache_dir=tmp_path / "hf-cache")
-    via_http = render_cards(build, fetcher=fetcher, write=False)
-    assert [c.text for c in via_http.cards] == [c.text for c in via_folder.cards]
-    assert via_http.warnings == []
-    gets = [p for m, p in mini_hub.requests if m == "GET"]
-    assert any("/MatthieuJ/ING_2003M2_SLERP/resolve/" in p for p in gets)
-    # pinned parents are read once: a fresh fetcher over the same cache sends nothing for them
-    before = len(mini_hub.requests)
-    render_cards(build, fetcher=HubFetcher(endpoint=mini_hub.endpoint, token=False, cache_dir=tmp_path / "hf-cache"), write=False)
-    again = mini_hub.requests[before:]
-    pinned = [p for _, p in again if "/T3Q-DPO-Mistral-7B/resolve/a8d390231b17" in p]
-    assert pinned == []
-
-
-def test_fetch_failure_over_http_is_unknown_not_fatal(
-    tmp_path: Path, mini_hub: MiniHub, make_build: Callable[..., Path]
-) -> None:
-    del mini_hub.files["MatthieuJ/ING_2003M2_SLERP"]
-    build = make_build("ing_2003m3_slerp.yaml")
-    fetcher = HubFetcher(endpoint=mini_hub.endpoint, token=False, cache_dir=tmp_path / "hf-cache")
-    result = render_cards(build, fetcher=fetcher)
-    assert any("MatthieuJ/ING_2003M2_SLERP" in w and "does not exist or is private" in w for w in result.warnings)
-    assert "**unknown**" in result.cards[0].text
-    with pytest.raises(CardError, match="strict"):
-        render_cards(build, fetcher=fetcher, strict=True)
-
-
-def test_cli_reads_parents_from_an_endpoint(tmp_path: Path, mini_hub: MiniHub, make_build: Callable[..., Path],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    build = make_build("ing_2003m3_slerp.yaml")
-    assert main(["card", str(build), "--strict", "--endpoint", mini_hub.endpoint]) == 0
-    assert "MatthieuJ/ING\\_2003M2\\_SLERP" in (build / "README.md").read_text()
