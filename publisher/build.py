@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,7 @@ class BuildOptions:
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     quiet: bool = False
     render_cards: bool = True
+    warn: Callable[[str], None] | None = None  # where card warnings (unknown ancestry) go
 
 
 @dataclass
@@ -238,7 +240,7 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
     )
     (work / MANIFEST_FILE).write_text(manifest.to_json())
     if options.render_cards:
-        _render_cards(work)
+        _render_cards(work, loaded.path.parent, options)
     (work / "progress.json").unlink(missing_ok=True)
     os.replace(work, out)
     return BuildResult(out=out, manifest=manifest, skipped=False)
@@ -266,12 +268,10 @@ def _dominant_dtype(v: VariantOutput) -> str:
     return max(sizes, key=lambda k: sizes[k]) if sizes else "BF16"
 
 
-def _render_cards(build_dir: Path) -> None:
-    try:
-        from publisher.card.render import render_cards
-    except ModuleNotFoundError:
-        return  # cards land with the card stage
-    render_cards(build_dir)
+def _render_cards(build_dir: Path, recipe_dir: Path, options: BuildOptions) -> None:
+    from publisher.card import render_cards
+
+    render_cards(build_dir, recipe_dir=recipe_dir, warn=options.warn)
 
 
 def _existing_build(out: Path) -> Manifest | None:

@@ -342,7 +342,7 @@ def run_release(
             out = build_dir_for(options, node)
             out.parent.mkdir(parents=True, exist_ok=True)
             build(node.path, out, options.build, pins=pins)
-            _render(out, recipes_dir, options)
+            _render(out, node, recipes_dir, options)
             from publisher.hub.publish import publish
 
             report = publish(out, endpoint=options.endpoint, token=options.token, log=log)
@@ -363,10 +363,16 @@ def run_release(
     return rows
 
 
-def _render(build_dir: Path, recipes_dir: Path, options: ReleaseOptions) -> None:
-    """Cards are rendered for every release (a template may have changed since the build)."""
-    try:
-        from publisher.card.render import render_cards
-    except ModuleNotFoundError:
-        return
-    render_cards(build_dir)
+def _render(build_dir: Path, node: Node, recipes_dir: Path, options: ReleaseOptions) -> None:
+    """Cards are re-rendered at every release: a template may have changed since the build."""
+    from publisher.card import render_cards
+
+    render_cards(
+        build_dir,
+        recipe_dir=node.path.parent,
+        recipes_dir=recipes_dir,
+        endpoint=options.endpoint,
+        token=options.token,
+        strict=options.strict,
+        warn=options.build.warn,
+    )

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from publisher.build import BuildOptions, build
 from publisher.commands.common import add_threads, parse_size
@@ -26,7 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
     options = BuildOptions(
+        warn=lambda msg: err.print(f"[yellow]warning:[/] {escape(msg)}"),
         threads=args.threads,
         shard_bytes=args.max_shard_size,
         memory_budget=args.memory_budget,

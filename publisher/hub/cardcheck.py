@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from publisher.card.licenses import license_problems
 from publisher.hub.ids import is_repo_id
-from publisher.hub.licenses import license_problems
 
 # The same front-matter pattern the Hub and huggingface_hub use.
 FRONT_MATTER = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
