@@ -12,7 +12,7 @@ from publisher.hub.ids import (
     is_repo_id,
     split_repo_id,
 )
-from publisher.hub.licenses import HUB_LICENSES
+from publisher.card.licenses import HUB_LICENSES
 from publisher.hub.server.routes_files import parse_range
 from publisher.hub.server.routes_upload import matches_gitattributes
 
