@@ -76,6 +76,8 @@ def resolve_models(
     *,
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
 ) -> dict[str, ResolvedModel]:
     refs = model_references(loaded.merge)
     tok = loaded.merge.tokenizer_source
@@ -85,7 +87,13 @@ def resolve_models(
     for ref in refs:
         where = f"{loaded.path}: model {ref}"
         models[ref] = resolve(
-            ref, recipe_dir=loaded.path.parent, where=where, pins=pins, recipe_outputs=recipe_outputs
+            ref,
+            recipe_dir=loaded.path.parent,
+            where=where,
+            pins=pins,
+            recipe_outputs=recipe_outputs,
+            endpoint=endpoint,
+            token=token,
         )
     return models
 

@@ -66,6 +66,8 @@ def resolve(
     where: str,
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
 ) -> ResolvedModel:
     """Find a parent. ``pins`` maps repo ids to revisions (a release pins parents it just
     published); ``recipe_outputs`` maps repo ids to local build folders of sibling recipes."""
@@ -86,7 +88,7 @@ def resolve(
         return ResolvedModel(ref=ref, kind="recipe", path=path, files=_open(path, where), repo_id=repo_id, revision=rev)
     if revision is None and pins and repo_id in pins:
         revision = pins[repo_id]
-    path, sha = _download(repo_id, revision, where)
+    path, sha = _download(repo_id, revision, where, endpoint, token)
     return ResolvedModel(ref=ref, kind="hub", path=path, files=_open(path, where), repo_id=repo_id, revision=sha)
 
 
@@ -97,18 +99,27 @@ def _open(path: Path, where: str) -> ModelFiles:
         raise SourceError(e.what, where=f"{where}: {e.where}", fix=e.fix) from None
 
 
-def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str]:
+def _download(
+    repo_id: str, revision: str | None, where: str, endpoint: str | None, token: str | None
+) -> tuple[Path, str]:
     from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (
+        HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
-    from publisher.hub.remote import is_loopback, loopback_online, resolve_endpoint, resolve_token
+    from publisher.hub.remote import (
+        describe,
+        is_loopback,
+        loopback_online,
+        resolve_endpoint,
+        resolve_token,
+    )
 
-    endpoint = resolve_endpoint()
-    token = resolve_token()
+    endpoint = resolve_endpoint(endpoint)
+    token = resolve_token(token)
     try:
         with loopback_online(endpoint):
             offline = bool(constants.HF_HUB_OFFLINE)
@@ -124,7 +135,12 @@ def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str
                         )
                     raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
             folder = snapshot_download(
-                repo_id, revision=revision, allow_patterns=ALLOW_PATTERNS, endpoint=endpoint, token=token or False
+                repo_id,
+                revision=revision,
+                allow_patterns=ALLOW_PATTERNS,
+                endpoint=endpoint,
+                token=token or False,
+                cache_dir=os.environ.get("PUBLISHER_HF_CACHE") or None,
             )
     except RevisionNotFoundError as e:
         raise SourceError(f"revision '{revision}' of {repo_id} not found", where=where) from e
@@ -141,8 +157,17 @@ def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str
             where=where,
             fix=f"{hint}, or use a local folder",
         ) from e
-    except OSError as e:
-        raise SourceError(f"cannot fetch {repo_id}: {e}", where=where) from None
+    except HfHubHTTPError as e:
+        raise SourceError(f"cannot fetch {repo_id} from {endpoint}: {describe(e, token)}", where=where, exit_code=1) from None
+    except Exception as e:
+        if type(e).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2") or isinstance(e, OSError):
+            raise SourceError(
+                f"cannot reach {endpoint} to fetch {repo_id} ({type(e).__name__}: {e})",
+                where=where,
+                fix="check HF_ENDPOINT and the network, or use a local folder",
+                exit_code=1,
+            ) from None
+        raise
     path = Path(folder)
     sha = path.name if SHA_RE.match(path.name) else (revision or "")
     return path, sha
