@@ -198,47 +198,58 @@ def _blob_sha(path: Path) -> str | None:
     return None
 
 
-def file_entries(model: ResolvedModel, threads: int = 2) -> list[FileEntry]:
-    """sha256 of every safetensors file and config.json of a parent, computed at most once.
-
-    Hub snapshots name their LFS blobs by sha256, so those cost nothing; local files are
-    hashed in parallel and remembered (keyed by path, size, mtime and inode)."""
-    paths = [*model.files.files]
+def model_files(model: ResolvedModel) -> list[Path]:
+    """The files of a parent the manifest records: its safetensors and config.json."""
     config = model.path / "config.json"
-    if config.is_file():
-        paths.append(config)
+    return [*model.files.files, *([config] if config.is_file() else [])]
+
+
+def known_hashes(paths: list[Path]) -> dict[Path, str]:
+    """sha256 we have without reading: Hub blob names, and hashes remembered from earlier builds."""
     cache = _load_hash_cache()
-    todo = []
-    known: dict[Path, str] = {}
+    out: dict[Path, str] = {}
     for p in paths:
         sha = _blob_sha(p) or cache.get(_cache_key(p))
         if sha:
-            known[p] = sha
-        else:
-            todo.append(p)
-    if todo:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for p, sha in zip(todo, pool.map(sha256_file, todo), strict=True):
-                known[p] = sha
-                cache[_cache_key(p)] = sha
-        try:
-            HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            tmp = HASH_CACHE.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, HASH_CACHE)
-        except OSError:
-            pass  # a cache we cannot write only costs time
-    return [
-        FileEntry(path=p.name, size=p.stat().st_size, sha256=known[p]) for p in paths
-    ]
+            out[p] = sha
+    return out
 
 
-def input_entry(model: ResolvedModel, threads: int = 2) -> InputModel:
+def remember_hashes(hashes: dict[Path, str]) -> None:
+    """Keep computed hashes (keyed by path, size, mtime and inode) so no build hashes a file twice."""
+    cache = _load_hash_cache()
+    for p, sha in hashes.items():
+        if _blob_sha(p) is None:
+            cache[_cache_key(p)] = sha
+    try:
+        HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = HASH_CACHE.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, HASH_CACHE)
+    except OSError:
+        pass  # a cache we cannot write only costs time
+
+
+def hash_files(paths: list[Path], threads: int = 2) -> dict[Path, str]:
+    """sha256 of files read from disk, in parallel (hashlib releases the GIL)."""
+    if not paths:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
+
+
+def input_entry(model: ResolvedModel, hashes: dict[Path, str]) -> InputModel:
     return InputModel(
         ref=model.ref,
         kind=model.kind,  # type: ignore[arg-type]
         repo_id=model.repo_id,
         revision=model.revision,
         path=str(model.path),
-        files=file_entries(model, threads),
+        files=[FileEntry(path=p.name, size=p.stat().st_size, sha256=hashes[p]) for p in model_files(model)],
     )
+
+
+def file_identity(path: Path) -> str:
+    """What must not change for a half-written build to be resumed: path, size, mtime."""
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
