@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,8 +140,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     parents = external_parents(recipes_dir)
     namespaces = tuple(sorted({r.split("/")[0] for r in parents} | {n.split("/")[0] for n in load_catalog(recipes_dir)}))
-    os.environ["PUBLISHER_HF_CACHE"] = str(out / "hf-cache")  # downloads of parents stay in the demo folder
-    with LocalHub(out / "hub") as hub:
+    with _demo_cache(out / "hf-cache"), LocalHub(out / "hub") as hub:
         token = hub.create_token(DEMO_USER, "write", orgs=namespaces)
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             new = seed_standins(hub.url, token, parents, Path(tmp))
@@ -163,6 +163,28 @@ def run_demo(
             except KeyboardInterrupt:
                 pass
     return result
+
+
+@contextmanager
+def _demo_cache(folder: Path) -> Iterator[None]:
+    """Every huggingface_hub download of the demo (parents, parents' cards) goes to ``folder``.
+
+    The stand-ins carry real repo ids (mistralai/Mistral-7B-v0.1...): cached in the user's own
+    Hugging Face cache, their refs would shadow the real models' for offline use.
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_CACHE, os.environ.get("PUBLISHER_HF_CACHE")
+    constants.HF_HUB_CACHE = str(folder)
+    os.environ["PUBLISHER_HF_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        constants.HF_HUB_CACHE = saved[0]
+        if saved[1] is None:
+            os.environ.pop("PUBLISHER_HF_CACHE", None)
+        else:
+            os.environ["PUBLISHER_HF_CACHE"] = saved[1]
 
 
 def _catalog(endpoint: str, token: str, site: Path) -> Path | None:

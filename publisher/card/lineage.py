@@ -326,7 +326,7 @@ class SiblingRecipes:
         self.by_sha: dict[str, Path] = {}
         if recipes_dir is None:
             return
-        for path in sorted(Path(recipes_dir).glob("*.y*ml")):
+        for path in sorted(p for p in Path(recipes_dir).rglob("*.y*ml") if p.suffix in (".yaml", ".yml")):
             try:
                 loaded = load_recipe(path)
             except PublisherError as e:

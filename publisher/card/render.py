@@ -94,12 +94,19 @@ class CardsResult:
 # ----------------------------------------------------------------------------- templates
 
 
-def template_environment(user_dir: Path | None = None) -> jinja2.Environment:
-    """Strict, Markdown-escaping Jinja2: the user's folder first, then the built-in templates."""
+def template_environment(user_dir: Path | None = None, templates_dir: Path | None = None) -> jinja2.Environment:
+    """Strict, Markdown-escaping Jinja2: the user's folder, the catalog's templates, the built-in ones.
+
+    A catalog's ``templates/card/default.md.j2`` replaces the built-in default of that name; it
+    can still extend the original as ``builtin/card/default.md.j2``.
+    """
     loaders: list[jinja2.BaseLoader] = []
     if user_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(user_dir)))
+    if templates_dir is not None and Path(templates_dir).resolve() != TEMPLATES_DIR:
+        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATES_DIR)))
+    loaders.append(jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(str(TEMPLATES_DIR))}))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
@@ -471,10 +478,12 @@ def render_cards(
     link_base: str = "https://huggingface.co",
     write: bool = True,
     warn: Callable[[str], None] | None = None,
+    templates_dir: Path | None = None,
 ) -> CardsResult:
     """Render (and by default write, atomically) README.md for every variant of a build.
 
     ``template``: a Jinja2 file overriding the recipe's ``card.template`` and the default.
+    ``templates_dir``: a catalog's templates folder; its ``card/*.md.j2`` replace the built-in ones.
     ``recipes_dir``: the catalog's recipes (sibling parents, newer card text, relative paths).
     ``recipe_dir``: where the recipe's relative paths (evaluations, template) start; default:
     the catalog recipe's folder when found, else the build directory.
@@ -597,7 +606,7 @@ def render_cards(
         tpl_path = None
     if tpl_path is not None and not tpl_path.is_file():
         raise CardError(f"template {tpl_path} not found", where="card.template", fix="give a path relative to the recipe")
-    env = template_environment(tpl_path.resolve().parent if tpl_path else None)
+    env = template_environment(tpl_path.resolve().parent if tpl_path else None, templates_dir)
     tpl_name = tpl_path.name if tpl_path else DEFAULT_TEMPLATE
 
     cards: list[RenderedCard] = []

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
-from publisher.commands.release import print_rows
+from publisher.commands.release import console_for_logs, print_rows
 from publisher.demo import RECIPES, DemoResult, run_demo
 
 
@@ -22,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    console = console_for_logs()
 
     def ready(result: DemoResult) -> None:
         print_rows(result.rows, console)
