@@ -573,19 +573,25 @@ class _Releaser:
                 )
 
     def _render(self, build_dir: Path, node: Node) -> None:
-        """Cards are rendered at every release: the template or the card text may have changed."""
-        from publisher.card import render_cards
+        """Cards are rendered at every release: the template or the card text may have changed.
 
-        render_cards(
-            build_dir,
-            recipe_dir=node.path.parent,
-            recipes_dir=self.recipes_dir,
-            endpoint=self.options.endpoint,
-            token=self.options.token,
-            strict=self.options.strict,
-            warn=self.options.build.warn,
-            templates_dir=self.options.templates_dir,
-        )
+        Parents' cards are read from the endpoint the release publishes to; a loopback one (the
+        local Hub) is reachable under HF_HUB_OFFLINE, as it is for the parents' weights.
+        """
+        from publisher.card import render_cards
+        from publisher.hub.remote import loopback_online, resolve_endpoint
+
+        with loopback_online(resolve_endpoint(self.options.endpoint)):
+            render_cards(
+                build_dir,
+                recipe_dir=node.path.parent,
+                recipes_dir=self.recipes_dir,
+                endpoint=self.options.endpoint,
+                token=self.options.token,
+                strict=self.options.strict,
+                warn=self.options.build.warn,
+                templates_dir=self.options.templates_dir,
+            )
 
 
 def _check_card_only(plan: PublishReport, node: Node) -> None:
