@@ -346,10 +346,10 @@ def matrix(
         deepest = levels[-1][0]
         raise RecipeError(
             f"this release needs {len(levels)} dependency waves (e.g. {deepest} is {len(levels)} generations down) "
-            f"but the workflow runs at most {max_waves}",
+            f"but the workflow has {max_waves} wave jobs",
             where=str(recipes_root),
-            fix="add wave jobs to .github/workflows/release.yml (copy the last one) and raise --max-waves, "
-            "or release the deepest recipes in a later push",
+            fix=f"add jobs wave{max_waves} to wave{len(levels) - 1} to .github/workflows/release.yml "
+            "(each a copy of the last, needing the one before) and set MAX_WAVES there to match",
         )
     out: dict[str, Any] = {"waves": len(levels), "jobs": 0}
     for i, wave in enumerate(levels):

@@ -81,7 +81,7 @@ def test_matrix_waves_skip_unchanged_and_pack_wide_waves(tmp_path: Path) -> None
     assert m["authors"] == "org"
     json.dumps(m)  # it is what the workflow reads
 
-    with pytest.raises(RecipeError, match=r"needs 3 dependency waves .* at most 2"):
+    with pytest.raises(RecipeError, match=r"needs 3 dependency waves .* has 2 wave jobs"):
         matrix(nodes, decisions, tmp_path, max_waves=2)
 
     packed = matrix(nodes, {n: Decision("build", "new") for n in nodes}, tmp_path, max_jobs=1)

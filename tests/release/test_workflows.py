@@ -52,10 +52,10 @@ def test_workflows_pass_actionlint(tmp_path: Path) -> None:
     broken = tmp_path / ".github" / "workflows"
     broken.mkdir(parents=True)
     for f in FILES:
-        (broken / f.name).write_text(f.read_text().replace("needs: [plan, wave4]", "needs: [plan, wave9]"))
+        (broken / f.name).write_text(f.read_text().replace("needs: [plan, wave4]", "needs: [plan, wave99]"))
     files = [str(f.relative_to(tmp_path)) for f in sorted(broken.iterdir())]
     proc = subprocess.run([exe, "-no-color", "-oneline", *files], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and 'needs job "wave9" which does not exist' in proc.stdout
+    assert proc.returncode == 1 and 'needs job "wave99" which does not exist' in proc.stdout
 
 
 def test_every_action_is_pinned_to_a_commit() -> None:
