@@ -196,3 +196,14 @@ def test_matrix_lists_the_changed_recipes_in_dependency_waves(
         [("acme/parent", "card")], [("acme/child", "card")]
     ]
     assert json.loads(cli("release", "recipes", "--matrix", "--changed-since", "HEAD").out)["waves"] == 0  # type: ignore[attr-defined]
+
+
+def test_a_release_stopped_half_way_is_finished_from_its_build(make_catalog: Callable[..., Catalog], tmp_path: Path) -> None:
+    cat = make_catalog({"recipes/parent.yaml": parent_recipe()})
+    cat.release()
+    cat.api().delete_tag("acme/parent-FP8", tag="v1.0.0")  # as if the run died before tagging the variant
+    with pytest.raises(PublishError, match=r"acme/parent-FP8 has no tag v1\.0\.0 \(an earlier release stopped half-way\)"):
+        cat.release(builds_dir=tmp_path / "fresh")  # a header-only copy is never published as a model
+    (row,) = cat.release()  # the build that was published is still here: it completes the release
+    assert row.action == "tagged, up to date"
+    assert "v1.0.0" in {t.name for t in cat.api().list_repo_refs("acme/parent-FP8").tags}
