@@ -40,7 +40,7 @@ def matrix(
     if max_waves is not None and len(levels) > max_waves:
         deepest = levels[-1][0]
         raise RecipeError(
-            f"this release needs {len(levels)} dependency waves (e.g. {deepest} is {len(levels)} generations down) "
+            f"this release needs {len(levels)} dependency waves ({deepest} is in the last) "
             f"but the workflow has {max_waves} wave jobs",
             where=str(recipes_root),
             fix=f"add jobs wave{max_waves} to wave{len(levels) - 1} to .github/workflows/release.yml "
