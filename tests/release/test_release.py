@@ -70,7 +70,9 @@ def test_merge_changed_without_a_bump_is_a_one_line_error(make_catalog: Callable
     cat.commit("t changed, version not")
     result = cli("release", cat.recipes, "--changed-since", "HEAD~1", "--endpoint", cat.url)
     assert result.code == 2  # type: ignore[attr-defined]
-    (line,) = result.err.strip().splitlines()  # type: ignore[attr-defined]
+    lines = result.err.strip().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1, result.err  # type: ignore[attr-defined]
+    (line,) = lines
     assert "parent.yaml:1" in line and "the merge changed since HEAD~1 but version is still 1.0.0" in line
     assert "bump version (e.g. to 1.0.1)" in line
     assert cat.state().keys() == {"acme/base-a", "acme/base-b"}  # nothing was built or published
