@@ -64,10 +64,13 @@ def test_child_merges_the_commit_its_parent_just_published(make_catalog: Callabl
     assert rows["child"].reason == "version bumped (1.0.0 → 1.1.0)"  # type: ignore[attr-defined]
 
 
-def test_merge_changed_without_a_bump_is_a_one_line_error(make_catalog: Callable[..., Catalog], cli: Callable[..., object]) -> None:
+def test_merge_changed_without_a_bump_is_a_one_line_error(
+    make_catalog: Callable[..., Catalog], cli: Callable[..., object], capsys: pytest.CaptureFixture[str]
+) -> None:
     cat = make_catalog()
     cat.write("recipes/parent.yaml", parent_recipe(t=0.7))
     cat.commit("t changed, version not")
+    capsys.readouterr()  # the fixture's uploads of the stand-ins may have drawn progress bars
     result = cli("release", cat.recipes, "--changed-since", "HEAD~1", "--endpoint", cat.url)
     assert result.code == 2  # type: ignore[attr-defined]
     lines = result.err.strip().splitlines()  # type: ignore[attr-defined]
