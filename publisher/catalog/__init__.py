@@ -84,14 +84,14 @@ def collect_catalog(
         source = "hub"
 
     problems = sorted((s for s in skipped if s.problem), key=lambda s: s.repo.casefold())
+    if strict and problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CatalogError(f"strict: {problems[0].line()}{more}", where=location, fix="fix the repo's card or files, or drop --strict")
     for s in problems:
         text = f"skipped {s.line()}"
         warnings.append(text)
         if warn is not None:
             warn(text)
-    if strict and problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CatalogError(f"strict: {problems[0].line()}{more}", where=location, fix="fix the repo's card or files, or drop --strict")
     if not entries:
         why = f"; skipped: {'; '.join(s.line() for s in skipped[:3])}" if skipped else ""
         raise CatalogError(

@@ -64,6 +64,10 @@ def parse_front_matter(repo_id: str, text: str) -> tuple[dict[str, Any], str]:
 
     try:
         card = ModelCard(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" at README.md line {mark.line + 2}" if mark is not None else ""  # +1: 1-based, +1: the opening ---
+        raise SkipRepo(f"malformed card: the front matter is not valid YAML ({e.problem or e.context}{where})") from None
     except (ValueError, yaml.YAMLError) as e:
         raise SkipRepo(f"malformed card: {' '.join(str(e).split())[:200]}") from None
     data = card.data.to_dict()

@@ -15,11 +15,11 @@ from publisher.catalog.schema import LineageData, LineageNodeData
 NODE_H = 58
 GAP_X = 28
 GAP_Y = 54
-PAD = 12
+PAD = 14
 MIN_W = 150
 MAX_CHARS = 46
-NAME_PX = 7.6  # per character, bold 13px sans
-SMALL_PX = 6.3  # per character, 11px sans
+NAME_PX = 8.4  # per character, bold 13px sans (capitals and digits are wide)
+SMALL_PX = 6.6  # per character, 11px sans
 VIRTUAL_W = 12  # the width an edge takes in a row it passes through
 ARROW_GAP = 4
 

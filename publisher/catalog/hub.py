@@ -43,7 +43,7 @@ T = TypeVar("T")
 README = "README.md"
 RECIPE = "recipe.yaml"
 CONFIG = "config.json"
-FIRST_READ = 256 << 10  # one request covers the header of any shard up to ~4000 tensors
+FIRST_READ = 64 << 10  # one request covers the header of a shard of up to ~600 tensors (a 7B shard: ~300)
 SMALL_FILE_LIMIT = 16 << 20  # config, index, card, recipe: never more than this is read
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
@@ -66,8 +66,29 @@ class HubReader:
         return self.retry.call(fn, what, self.token)
 
     # ------------------------------------------------------------------ listing
+    def probe(self) -> None:
+        """One plain request first: a refused connection or an unknown host fails at once.
+
+        (huggingface_hub's listing retries connection errors for ~20 s; that is for flaky
+        networks, not for a wrong --endpoint.)
+        """
+        import httpx2
+        from huggingface_hub.utils import hf_raise_for_status
+
+        try:
+            r = self.session.get(f"{self.endpoint}/api/models", params={"limit": 1}, headers=self.headers, timeout=30)
+        except httpx2.ConnectError as e:
+            raise CatalogError(
+                f"cannot reach {self.endpoint} ({describe(e, self.token)})",
+                fix="check --endpoint (or HF_ENDPOINT) and that the server is up",
+            ) from None
+        if r.status_code >= 500 or r.status_code == 429:
+            return  # transient: the listing's own retries deal with it
+        hf_raise_for_status(r)
+
     def repo_ids(self, authors: Iterable[str] = ()) -> list[str]:
         """Every model repo of the endpoint (or of the given namespaces), sorted."""
+        self.probe()
         found: set[str] = set()
         wanted: list[str | None] = [*authors] or [None]
         for author in wanted:
@@ -297,6 +318,8 @@ def read_endpoint(
     reader = HubReader(endpoint, token, retry or Retry())
     try:
         repo_ids = reader.repo_ids(authors)
+    except CatalogError:
+        raise
     except PublisherError as e:
         raise CatalogError(f"cannot list the models of {endpoint}: {e.what}", fix="check --endpoint and that the server is up") from None
     except Exception as e:
