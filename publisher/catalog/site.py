@@ -1,8 +1,9 @@
 """The static catalog site: catalog.json, index.html and one page per model, from Jinja2 templates.
 
 Templates live in ``templates/catalog/`` (``base.html.j2``, ``index.html.j2``,
-``model.html.j2``, ``lineage.html.j2``); a ``--template-dir`` is searched first, so a
-user overrides any of them, or extends one. Autoescaping is on: card text, repo ids and
+``model.html.j2``, ``lineage.html.j2``, ``macros.html.j2``); a ``--template-dir`` is
+searched first, so a user overrides any of them, or extends one (``{% extends
+"builtin/base.html.j2" %}`` reaches the shipped one even from an override of the same name). Autoescaping is on: card text, repo ids and
 every other value from the Hub is escaped; only our own renderers' output (the card
 HTML, whose rules are in ``markdown.py``) is marked safe. The pages need no server and no
 network: no external scripts, styles or fonts; filters are inline JS over embedded JSON.
@@ -48,6 +49,8 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
             raise CatalogError("--template-dir is not a folder", where=str(template_dir))
         loaders.append(jinja2.FileSystemLoader(str(template_dir)))
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATES_DIR)))
+    # "builtin/base.html.j2": the shipped template even where the user's folder overrides it
+    loaders.append(jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(str(TEMPLATES_DIR))}))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,

@@ -40,7 +40,7 @@ class PageWatch:
         assert [u for u in self.requests if not u.startswith("file://")] == []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     exe = chromium()
     if exe is None:
@@ -159,7 +159,8 @@ def test_model_page_shows_lineage_variants_and_versions(page: Any, seed_site: Ca
     watch.check()
 
 
-def test_the_published_catalog_opens_clean(page: Any, published: Published, tmp_path: Path) -> None:
+def test_the_published_catalog_opens_clean(browser: Any, page: Any, published: Published, tmp_path: Path) -> None:
+    # (browser first: without chromium this skips before the Hub is set up)
     result = build_catalog(tmp_path / "site", endpoint=published.url, retry=Retry(attempts=2, base_s=0.01))
     watch = PageWatch(page)
     assert result.index is not None and result.out is not None

@@ -201,6 +201,12 @@ def test_template_dir_overrides_and_bad_templates_fail_cleanly(seed_builds: Path
     page = (tmp_path / "site/models/osanseviero--mistral-instruct-slerp.html").read_text()
     assert '<p id="mine">osanseviero/mistral-instruct-slerp · ' in page
     assert "Model catalog" in page  # the built-in base still frames it
+    (tpl / "base.html.j2").write_text(
+        '{% extends "builtin/base.html.j2" %}{% block style %}{{ super() }} body { background: #fffbe6; }{% endblock %}'
+    )
+    build_catalog(tmp_path / "site", builds=root, template_dir=tpl)
+    index = (tmp_path / "site/index.html").read_text()
+    assert "body { background: #fffbe6; }" in index and ".strip {" in index and 'id="filters"' in index
     (tpl / "model.html.j2").write_text("{% block content %}{{ model.no_such_field }}{% endblock %}")
     r = cli("catalog", "--builds", root, "--out", tmp_path / "site2", "--template-dir", tpl)
     assert r.code == 2 and "undefined variable" in r.err and "model.html.j2" in r.err
