@@ -52,7 +52,8 @@ FP8 = "name: bench/slerp\nquantize:\n  - scheme: fp8-dynamic\n"
 
 
 def make_parents(root: Path, layers: int) -> None:
-    need = 3.2 * layers * 0.45 * GIB  # two parents + one output at a time
+    have = sum(1 for m in ("a", "b") if (root / m / "config.json").exists())
+    need = (2 - have + 1.6) * layers * 0.45 * GIB  # missing parents + one output (+ FP8) at a time
     free = shutil.disk_usage(root.parent if root.parent.exists() else ROOT).free
     if free < need:
         raise SystemExit(f"not enough free disk: {free / GIB:.0f} GiB free, about {need / GIB:.0f} GiB needed")

@@ -37,7 +37,16 @@ from publisher.merge.engine import (
 )
 from publisher.merge.plan import MergePlan, make_plan
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
-from publisher.sources import ResolvedModel, input_entry, resolve
+from publisher.sources import (
+    ResolvedModel,
+    file_identity,
+    hash_files,
+    input_entry,
+    known_hashes,
+    model_files,
+    remember_hashes,
+    resolve,
+)
 from publisher.tensors import FileDigest, write_file_atomic
 
 TOKENIZER_FILES = (
@@ -76,6 +85,8 @@ def resolve_models(
     *,
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
 ) -> dict[str, ResolvedModel]:
     refs = model_references(loaded.merge)
     tok = loaded.merge.tokenizer_source
@@ -85,7 +96,13 @@ def resolve_models(
     for ref in refs:
         where = f"{loaded.path}: model {ref}"
         models[ref] = resolve(
-            ref, recipe_dir=loaded.path.parent, where=where, pins=pins, recipe_outputs=recipe_outputs
+            ref,
+            recipe_dir=loaded.path.parent,
+            where=where,
+            pins=pins,
+            recipe_outputs=recipe_outputs,
+            endpoint=endpoint,
+            token=token,
         )
     return models
 
@@ -185,9 +202,13 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
     plan = make_plan(loaded, models)
     t_resolved = time.monotonic()
     variants = [merged_variant(plan), *quantized_variants(plan)]
-    inputs = [input_entry(m, options.threads) for m in plan.models]
+    input_paths = [p for m in plan.models for p in model_files(m)]
+    hashes = known_hashes(input_paths)
     fingerprint = plan_fingerprint(
-        plan, variants, options.shard_bytes, [f"{i.ref}|{i.revision}|{[f.sha256 for f in i.files]}" for i in inputs]
+        plan,
+        variants,
+        options.shard_bytes,
+        [f"{m.ref}|{m.revision}" for m in plan.models] + [file_identity(p) for p in input_paths],
     )
     work = out.parent / f".{out.name}.partial"
     needed = sum(p.nbytes for v in variants for p in v.planned)
@@ -202,8 +223,14 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
         memory_budget=options.memory_budget,
         quiet=options.quiet,
         fingerprint=fingerprint,
+        hash_paths=[p for p in input_paths if p not in hashes],
     )
     digests = engine.run()
+    computed = engine.input_hashes
+    computed |= hash_files([p for p in input_paths if p not in hashes and p not in computed], options.threads)
+    remember_hashes(computed)
+    hashes |= computed
+    inputs = [input_entry(m, hashes) for m in plan.models]
     t_merged = time.monotonic()
     manifest_variants = []
     for v in variants:

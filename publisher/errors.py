@@ -13,7 +13,11 @@ class PublisherError(Exception):
 
     exit_code: int = 2
 
-    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
+    def __init__(
+        self, what: str, *, where: str | None = None, fix: str | None = None, exit_code: int | None = None
+    ) -> None:
+        if exit_code is not None:
+            self.exit_code = exit_code
         self.what = what
         self.where = where
         self.fix = fix

@@ -11,6 +11,7 @@ is an error, because a published tag never moves.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -256,6 +257,10 @@ def matrix(nodes: dict[str, Node], decisions: dict[str, Decision], recipes_root:
     return out
 
 
+def _display(path: Path) -> str:
+    return _rel(path, Path.cwd())
+
+
 def _rel(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
@@ -323,10 +328,10 @@ def run_release(
             node, decision = nodes[name], decisions[name]
             t0 = time.monotonic()
             if decision.action == "skip":
-                rows.append(Row(str(node.path), node.version, "unchanged", [name], None, 0.0))
+                rows.append(Row(_display(node.path), node.version, "unchanged", [name], None, 0.0))
                 continue
             if options.dry_run:
-                rows.append(Row(str(node.path), node.version, f"would {decision.action} ({decision.reason})", [name], None, 0.0))
+                rows.append(Row(_display(node.path), node.version, f"would {decision.action} ({decision.reason})", [name], None, 0.0))
                 continue
             for parent in node.parents:
                 if parent not in pins:
@@ -341,7 +346,9 @@ def run_release(
             log(f"{name}: {decision.reason}; building")
             out = build_dir_for(options, node)
             out.parent.mkdir(parents=True, exist_ok=True)
-            build(node.path, out, options.build, pins=pins)
+            # Cards are rendered below with the release's endpoint (lineage reads parents' cards there).
+            build_options = dataclasses.replace(options.build, render_cards=False)
+            build(node.path, out, build_options, pins=pins, endpoint=options.endpoint, token=options.token)
             _render(out, node, recipes_dir, options)
             from publisher.hub.publish import publish
 
@@ -352,7 +359,7 @@ def run_release(
             actions = sorted({r.action for r in report.results})
             rows.append(
                 Row(
-                    str(node.path),
+                    _display(node.path),
                     node.version,
                     ", ".join(actions),
                     [r.repo_id for r in report.results],

@@ -66,6 +66,8 @@ def resolve(
     where: str,
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
 ) -> ResolvedModel:
     """Find a parent. ``pins`` maps repo ids to revisions (a release pins parents it just
     published); ``recipe_outputs`` maps repo ids to local build folders of sibling recipes."""
@@ -86,7 +88,7 @@ def resolve(
         return ResolvedModel(ref=ref, kind="recipe", path=path, files=_open(path, where), repo_id=repo_id, revision=rev)
     if revision is None and pins and repo_id in pins:
         revision = pins[repo_id]
-    path, sha = _download(repo_id, revision, where)
+    path, sha = _download(repo_id, revision, where, endpoint, token)
     return ResolvedModel(ref=ref, kind="hub", path=path, files=_open(path, where), repo_id=repo_id, revision=sha)
 
 
@@ -97,18 +99,27 @@ def _open(path: Path, where: str) -> ModelFiles:
         raise SourceError(e.what, where=f"{where}: {e.where}", fix=e.fix) from None
 
 
-def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str]:
+def _download(
+    repo_id: str, revision: str | None, where: str, endpoint: str | None, token: str | None
+) -> tuple[Path, str]:
     from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (
+        HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
-    from publisher.hub.remote import is_loopback, loopback_online, resolve_endpoint, resolve_token
+    from publisher.hub.remote import (
+        describe,
+        is_loopback,
+        loopback_online,
+        resolve_endpoint,
+        resolve_token,
+    )
 
-    endpoint = resolve_endpoint()
-    token = resolve_token()
+    endpoint = resolve_endpoint(endpoint)
+    token = resolve_token(token)
     try:
         with loopback_online(endpoint):
             offline = bool(constants.HF_HUB_OFFLINE)
@@ -124,7 +135,12 @@ def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str
                         )
                     raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
             folder = snapshot_download(
-                repo_id, revision=revision, allow_patterns=ALLOW_PATTERNS, endpoint=endpoint, token=token or False
+                repo_id,
+                revision=revision,
+                allow_patterns=ALLOW_PATTERNS,
+                endpoint=endpoint,
+                token=token or False,
+                cache_dir=os.environ.get("PUBLISHER_HF_CACHE") or None,
             )
     except RevisionNotFoundError as e:
         raise SourceError(f"revision '{revision}' of {repo_id} not found", where=where) from e
@@ -141,8 +157,17 @@ def _download(repo_id: str, revision: str | None, where: str) -> tuple[Path, str
             where=where,
             fix=f"{hint}, or use a local folder",
         ) from e
-    except OSError as e:
-        raise SourceError(f"cannot fetch {repo_id}: {e}", where=where) from None
+    except HfHubHTTPError as e:
+        raise SourceError(f"cannot fetch {repo_id} from {endpoint}: {describe(e, token)}", where=where, exit_code=1) from None
+    except Exception as e:
+        if type(e).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2") or isinstance(e, OSError):
+            raise SourceError(
+                f"cannot reach {endpoint} to fetch {repo_id} ({type(e).__name__}: {e})",
+                where=where,
+                fix="check HF_ENDPOINT and the network, or use a local folder",
+                exit_code=1,
+            ) from None
+        raise
     path = Path(folder)
     sha = path.name if SHA_RE.match(path.name) else (revision or "")
     return path, sha
@@ -173,47 +198,58 @@ def _blob_sha(path: Path) -> str | None:
     return None
 
 
-def file_entries(model: ResolvedModel, threads: int = 2) -> list[FileEntry]:
-    """sha256 of every safetensors file and config.json of a parent, computed at most once.
-
-    Hub snapshots name their LFS blobs by sha256, so those cost nothing; local files are
-    hashed in parallel and remembered (keyed by path, size, mtime and inode)."""
-    paths = [*model.files.files]
+def model_files(model: ResolvedModel) -> list[Path]:
+    """The files of a parent the manifest records: its safetensors and config.json."""
     config = model.path / "config.json"
-    if config.is_file():
-        paths.append(config)
+    return [*model.files.files, *([config] if config.is_file() else [])]
+
+
+def known_hashes(paths: list[Path]) -> dict[Path, str]:
+    """sha256 we have without reading: Hub blob names, and hashes remembered from earlier builds."""
     cache = _load_hash_cache()
-    todo = []
-    known: dict[Path, str] = {}
+    out: dict[Path, str] = {}
     for p in paths:
         sha = _blob_sha(p) or cache.get(_cache_key(p))
         if sha:
-            known[p] = sha
-        else:
-            todo.append(p)
-    if todo:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for p, sha in zip(todo, pool.map(sha256_file, todo), strict=True):
-                known[p] = sha
-                cache[_cache_key(p)] = sha
-        try:
-            HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            tmp = HASH_CACHE.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, HASH_CACHE)
-        except OSError:
-            pass  # a cache we cannot write only costs time
-    return [
-        FileEntry(path=p.name, size=p.stat().st_size, sha256=known[p]) for p in paths
-    ]
+            out[p] = sha
+    return out
 
 
-def input_entry(model: ResolvedModel, threads: int = 2) -> InputModel:
+def remember_hashes(hashes: dict[Path, str]) -> None:
+    """Keep computed hashes (keyed by path, size, mtime and inode) so no build hashes a file twice."""
+    cache = _load_hash_cache()
+    for p, sha in hashes.items():
+        if _blob_sha(p) is None:
+            cache[_cache_key(p)] = sha
+    try:
+        HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = HASH_CACHE.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, HASH_CACHE)
+    except OSError:
+        pass  # a cache we cannot write only costs time
+
+
+def hash_files(paths: list[Path], threads: int = 2) -> dict[Path, str]:
+    """sha256 of files read from disk, in parallel (hashlib releases the GIL)."""
+    if not paths:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
+
+
+def input_entry(model: ResolvedModel, hashes: dict[Path, str]) -> InputModel:
     return InputModel(
         ref=model.ref,
         kind=model.kind,  # type: ignore[arg-type]
         repo_id=model.repo_id,
         revision=model.revision,
         path=str(model.path),
-        files=file_entries(model, threads),
+        files=[FileEntry(path=p.name, size=p.stat().st_size, sha256=hashes[p]) for p in model_files(model)],
     )
+
+
+def file_identity(path: Path) -> str:
+    """What must not change for a half-written build to be resumed: path, size, mtime."""
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"

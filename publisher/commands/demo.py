@@ -1,4 +1,4 @@
-"""``publisher demo``: the whole flow offline, on generated stand-in parents."""
+"""``publisher demo``: the whole flow offline, against an in-process local Hub."""
 
 from __future__ import annotations
 
@@ -6,24 +6,46 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
-from publisher.demo import run_demo
+from publisher.commands.release import print_rows
+from publisher.demo import RECIPES, DemoResult, run_demo
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="run the offline demo end to end")
+    p = sub.add_parser("demo", help="run the offline demo end to end (local Hub, stand-ins, release, catalog)")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="where everything goes (default demo-out/)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--recipes", type=Path, default=RECIPES, help="recipes to release (default the repo's recipes/)")
+    p.add_argument("--serve", action="store_true", help="keep the local Hub running afterwards (Ctrl-C stops it)")
+    p.add_argument("--progress", action="store_true", help="show merge progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
-    result = run_demo(args.out, quiet=args.quiet)
-    m = result.manifest
-    state = "already built" if result.skipped else f"built in {m.timings.total_s:.1f}s"
-    console.print(f"[bold]{m.recipe_name}[/] {m.recipe_version}: {state} → {result.out}")
-    for v in m.variants:
-        console.print(f"  {v.name}: {v.dtype}, {v.parameter_count:,} parameters, {len(v.files)} files")
-    console.print(f"model folder: {result.out} (AutoModelForCausalLM.from_pretrained loads it)")
+
+    def ready(result: DemoResult) -> None:
+        print_rows(result.rows, console)
+        console.print(f"[bold]done in {result.seconds:.0f}s[/]: {len(result.rows)} recipes released to {result.hub_url}")
+        console.print(f"  builds:  {(args.out / 'builds').absolute()}")
+        if result.site is not None:
+            console.print(f"  catalog: {result.site}")
+        console.print(f"  local Hub data: {(args.out / 'hub').absolute()}")
+        if args.serve:
+            console.print(f"[bold]serving[/] {result.hub_url} (open it in a browser); Ctrl-C to stop")
+        else:
+            console.print("  (run with --serve to keep the local Hub running and browse it)")
+
+    if not args.progress:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    run_demo(
+        args.out,
+        recipes_dir=args.recipes,
+        quiet=not args.progress,
+        serve=args.serve,
+        on_ready=ready,
+        log=lambda msg: console.print(escape(msg)),
+    )
     return 0

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from publisher.errors import MergeError, OutputError
+from publisher.merge.hashing import InputHasher
 from publisher.merge.methods import TensorJob
 from publisher.merge.plan import MergePlan, TensorPlan
 from publisher.tensors import (
@@ -185,12 +186,17 @@ class _VariantWriter:
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    if tensor.is_floating_point() and tensor.dtype.itemsize >= 2 and not bool(torch.isfinite(tensor).all()):
-        bad = int((~torch.isfinite(tensor)).sum())
-        raise MergeError(
-            f"tensor {name} has {bad} NaN/Inf values after merging",
-            fix="check the parents' values and the method's parameters (e.g. weights summing to zero)",
-        )
+    """NaN/Inf anywhere makes the min or the max non-finite (aminmax is ~30x faster than isfinite)."""
+    if not tensor.is_floating_point() or tensor.dtype.itemsize < 2 or tensor.numel() == 0:
+        return
+    lo, hi = torch.aminmax(tensor)
+    if bool(torch.isfinite(lo) & torch.isfinite(hi)):
+        return
+    bad = int((~torch.isfinite(tensor)).sum())
+    raise MergeError(
+        f"tensor {name} has {bad} NaN/Inf values after merging",
+        fix="check the parents' values and the method's parameters (e.g. weights summing to zero)",
+    )
 
 
 class Engine:
@@ -205,6 +211,7 @@ class Engine:
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         quiet: bool = False,
         fingerprint: str,
+        hash_paths: list[Path] | None = None,
     ) -> None:
         self.plan = plan
         self.variants = variants
@@ -215,6 +222,9 @@ class Engine:
         self.quiet = quiet
         self.fingerprint = fingerprint
         self.reader = TensorReader()
+        self.hash_paths = hash_paths or []
+        self.hasher: InputHasher | None = None
+        self.input_hashes: dict[Path, str] = {}  # input files hashed on the way (see hashing.py)
         self.stats = EngineStats()
         self.seed = plan.recipe.recipe.seed
         self.compute_dtype = torch.float32 if plan.recipe.recipe.compute_dtype == "float32" else None
@@ -250,6 +260,8 @@ class Engine:
         for model_index, name in t.sources:
             info = self.plan.models[model_index].files.tensors[name]
             x = self.reader.read(info)
+            if self.hasher is not None:
+                self.hasher.offer(info, x)
             if self.compute_dtype is not None:
                 x = x.to(self.compute_dtype)
             elif self.plan.load_dtype is not None:
@@ -280,6 +292,7 @@ class Engine:
         torch.set_num_threads(1)  # parallelism comes from the pool, one tensor per thread
         self.work_dir.mkdir(parents=True, exist_ok=True)
         done = self._load_progress()
+        hasher = self.hasher = InputHasher(self.hash_paths)
         writers = [
             _VariantWriter(v, self.work_dir / v.folder if v.folder else self.work_dir, self.shard_bytes, done)
             for v in self.variants
@@ -335,11 +348,13 @@ class Engine:
                 fut.cancel()
             for w in writers:
                 w.abort()
+            hasher.abort()
             raise
         finally:
             progress.close()
             self.reader.close()
         self.stats.seconds = time.monotonic() - start
+        self.input_hashes = hasher.finish()
         return {
             w.variant.name: w.finish(sum(p.nbytes // DTYPES[p.dtype][1] for p in w.variant.planned))
             for w in writers

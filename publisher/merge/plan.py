@@ -310,6 +310,17 @@ class Planner:
                 fix=problem.fix,
             )
 
+    def _follow_file_order(self) -> None:
+        """When every output tensor is the same-named tensor of one first parent, write them in
+        that parent's file order: reads become sequential (and the engine can hash the parents'
+        files on the way); any order is a valid safetensors layout."""
+        firsts = {t.sources[0][0] for t in self.tensors}
+        if len(firsts) != 1 or any(t.sources[0][1] != t.name for t in self.tensors):
+            return
+        files = self.models[firsts.pop()].files
+        index = {p: i for i, p in enumerate(files.files)}
+        self.tensors.sort(key=lambda t: (index[files.tensors[t.name].path], files.tensors[t.name].offset))
+
     # -- the plan -----------------------------------------------------------------------
 
     def plan(self) -> MergePlan:
@@ -351,6 +362,7 @@ class Planner:
         del prefix_out
         for name in post:
             self._add(name, [name] * len(last_refs), last_refs, 0.0, slices[-1], None)
+        self._follow_file_order()
         base_ref = self.merge.base_model
         base_index = self.index[base_ref] if base_ref else None
         tok_ref = self.merge.tokenizer_source

@@ -8,13 +8,13 @@ from huggingface_hub import ModelCard
 
 from publisher.build import BuildOptions, build
 from publisher.card.render import render_cards
-from publisher.demo import EXAMPLE, generate_standins
+from publisher.demo import EXAMPLE, generate_standin
 
 
 def test_publisher_build_writes_cards_with_facts_from_its_output(tmp_path: Path) -> None:
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(EXAMPLE.read_text().replace("card:", "quantize:\n  - scheme: fp8-dynamic\ncard:\n  context_length: 2048", 1))
-    parents = generate_standins(recipe, tmp_path / "parents")
+    recipe.write_text(EXAMPLE.read_text().replace("card:", "card:\n  context_length: 2048", 1))
+    parents = {r: generate_standin(r, tmp_path / "parents") for r in ("publisher-demo/tiny-parent-a", "publisher-demo/tiny-parent-b")}
     out = build(recipe, tmp_path / "out", BuildOptions(quiet=True), recipe_outputs=parents).out
     merged = (out / "README.md").read_text()
     fp8 = (out / "variants/FP8/README.md").read_text()

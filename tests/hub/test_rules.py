@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from publisher.card.licenses import HUB_LICENSES
 from publisher.hub.cardcheck import check_card
 from publisher.hub.ids import (
     InvalidName,
@@ -12,7 +13,6 @@ from publisher.hub.ids import (
     is_repo_id,
     split_repo_id,
 )
-from publisher.card.licenses import HUB_LICENSES
 from publisher.hub.server.routes_files import parse_range
 from publisher.hub.server.routes_upload import matches_gitattributes
 
