@@ -7,12 +7,23 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from publisher.demo import generate_standin
 from publisher.hub.server import LocalHub
+from publisher.recipe import load_recipe, model_references
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_RECIPES = ROOT / "recipes"
 ARTIFACTS = ROOT / "test-artifacts"
-PUBLISHED_RECIPES = ("ING_2003M3_SLERP", "Mistral-7B-Merge-02-v0", "mistral-instruct-slerp")
+PUBLISHED_RECIPES = ("ING_2003M3_SLERP", "Mistral-7B-Merge-02-v0")
+# the parents' cards uploaded beside them: their lineage is read over HTTP
+PUBLISHED_PARENTS = (
+    "Intel/neural-chat-7b-v3-3",
+    "MatthieuJ/ING_2003M2_SLERP",
+    "chihoonlee10/T3Q-DPO-Mistral-7B",
+    "mistralai/Mistral-7B-Instruct-v0.2",
+    "mistralai/Mistral-7B-v0.1",
+    "teknium/OpenHermes-2.5-Mistral-7B",
+)
 SEED_REPOS = (
     "MatthieuJ/ING_2003M3_SLERP",
     "Nitral-Archive/Lelanta-lake-7b",
@@ -34,6 +45,12 @@ class Published:
     builds: dict[str, Path]  # repo id of the merged model -> its latest build
     first_builds: dict[str, Path]  # builds of earlier versions
     parents: list[str]  # repos holding only a parent's card (no version tag)
+
+
+def standins(recipe: Path, root: Path) -> dict[str, Path]:
+    """A stand-in folder (the demo's) for every parent a recipe names, by repo id."""
+    refs = model_references(load_recipe(recipe).merge)
+    return {ref: generate_standin(ref, root) for ref in refs}
 
 
 def chromium() -> str | None:

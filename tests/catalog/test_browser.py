@@ -166,7 +166,7 @@ def test_the_published_catalog_opens_clean(browser: Any, page: Any, published: P
     assert result.index is not None and result.out is not None
     page.goto(result.index.as_uri())
     rows = page.locator("#models > li")
-    assert rows.count() == len(result.catalog.models) == 6
+    assert rows.count() == len(result.catalog.models) == 4
     for i, e in enumerate(result.catalog.models):
         _check_row(rows.nth(i), e)
     e = result.catalog.entry("MatthieuJ/ING_2003M3_SLERP")

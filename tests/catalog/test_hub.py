@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catalogkit import Published
+from catalogkit import Published, standins
 from huggingface_hub import HfApi, ModelCard
 
 from publisher.build import BuildOptions, build
 from publisher.card import build_strips
 from publisher.catalog import build_catalog, collect_catalog
 from publisher.catalog.schema import Catalog
-from publisher.demo import EXAMPLE, generate_standins
+from publisher.demo import EXAMPLE
 from publisher.errors import CatalogError
 from publisher.hub.publish import publish
 from publisher.hub.remote import Retry, client_settings, loopback_online
@@ -136,7 +136,7 @@ def small_hub(tmp_path: Path) -> Iterator[tuple[LocalHub, str, Path]]:
         token = hub.create_token("demo", "write", orgs=("publisher-demo",))
         recipe = tmp_path / "tiny.yaml"
         recipe.write_text(EXAMPLE.read_text())
-        parents = generate_standins(recipe, tmp_path / "parents")
+        parents = standins(recipe, tmp_path / "parents")
         out = build(recipe, tmp_path / "build", BuildOptions(quiet=True), recipe_outputs=parents).out
         publish(out, endpoint=hub.url, token=token)
         yield hub, token, out
@@ -148,7 +148,7 @@ def test_a_malformed_card_on_the_hub_is_skipped_or_fails_under_strict(
     hub, token, _out = small_hub
     api = HfApi(endpoint=hub.url, token=token)
     good = collect_catalog(endpoint=hub.url, retry=FAST).catalog
-    assert [e.repo_id for e in good.models] == ["publisher-demo/tiny-slerp"]
+    assert [e.repo_id for e in good.models] == ["publisher-demo/tiny-slerp", "publisher-demo/tiny-slerp-FP8"]
     # a card that reached a repo without the Hub's check (an old repo, another server): the
     # validator is told to let it through once
     hub.faults.add(FaultRule(action="status", path="/api/validate-yaml", status=200))
@@ -156,8 +156,11 @@ def test_a_malformed_card_on_the_hub_is_skipped_or_fails_under_strict(
         api.upload_file(path_or_fileobj=b"---\nlicense: [apache-2.0\n---\n# broken\n", path_in_repo="README.md",
                         repo_id="publisher-demo/tiny-slerp")
     r = cli("catalog", "--endpoint", hub.url, "--out", tmp_path / "site")
-    assert r.code == 2 and "no models to list" in r.err and "malformed card" in r.err
+    assert r.code == 0 and "1 models →" in r.out
     assert "warning: skipped publisher-demo/tiny-slerp: malformed card: the front matter is not valid YAML" in r.err
+    site = Catalog.model_validate_json((tmp_path / "site" / "catalog.json").read_text())
+    assert [e.repo_id for e in site.models] == ["publisher-demo/tiny-slerp-FP8"]
+    assert site.models[0].variants[0].repo_id == "publisher-demo/tiny-slerp-FP8"  # its bf16 is not listed
     with pytest.raises(CatalogError, match=r"strict: publisher-demo/tiny-slerp: malformed card.*README.md line 2"):
         collect_catalog(endpoint=hub.url, strict=True, retry=FAST)
 
