@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-import torch
+from publisher.lazy import torch
 
 
 def tensor_seed(seed: int, name: str) -> int:

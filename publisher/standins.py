@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from publisher.determinism import tensor_seed
+from publisher.lazy import torch
 from publisher.tensors import (
     DTYPES,
+    ITEMSIZE,
     PlannedTensor,
     ShardWriter,
     assign_shards,
@@ -146,14 +146,14 @@ def generate_model(
     for shard, fname in zip(shards, names, strict=True):
         writer = ShardWriter(out / fname, shard, {"format": "pt"})
         for t in shard:
-            flat = torch.empty(t.nbytes // DTYPES[dtype][1], dtype=torch_dtype)
+            flat = torch.empty(t.nbytes // ITEMSIZE[dtype], dtype=torch_dtype)
             for band, start in enumerate(range(0, flat.numel(), BAND_ELEMENTS)):
                 count = min(BAND_ELEMENTS, flat.numel() - start)
                 flat[start : start + count] = _values(recipe, t.name, band, count)
             writer.write(t.name, flat.reshape(t.shape))
             del flat
         writer.close(fsync=False)
-    total = sum(t.nbytes // DTYPES[dtype][1] for t in plan)
+    total = sum(t.nbytes // ITEMSIZE[dtype] for t in plan)
     write_index(out, shards, names, total)
     (out / "config.json").write_text(json.dumps(mistral_config(shape, dtype), indent=2, sort_keys=True) + "\n")
     (out / "generation_config.json").write_text(

@@ -19,33 +19,70 @@ import json
 import os
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from publisher.errors import SourceError, TensorFileError
+from publisher.lazy import torch
 
-# safetensors dtype name -> (torch dtype, bytes per element)
-DTYPES: dict[str, tuple[torch.dtype, int]] = {
-    "BOOL": (torch.bool, 1),
-    "U8": (torch.uint8, 1),
-    "I8": (torch.int8, 1),
-    "I16": (torch.int16, 2),
-    "U16": (torch.uint16, 2),
-    "I32": (torch.int32, 4),
-    "U32": (torch.uint32, 4),
-    "I64": (torch.int64, 8),
-    "U64": (torch.uint64, 8),
-    "F16": (torch.float16, 2),
-    "BF16": (torch.bfloat16, 2),
-    "F32": (torch.float32, 4),
-    "F64": (torch.float64, 8),
-    "F8_E4M3": (torch.float8_e4m3fn, 1),
-    "F8_E5M2": (torch.float8_e5m2, 1),
+# safetensors dtype name -> (torch dtype attribute, bytes per element)
+_DTYPE_TABLE: dict[str, tuple[str, int]] = {
+    "BOOL": ("bool", 1),
+    "U8": ("uint8", 1),
+    "I8": ("int8", 1),
+    "I16": ("int16", 2),
+    "U16": ("uint16", 2),
+    "I32": ("int32", 4),
+    "U32": ("uint32", 4),
+    "I64": ("int64", 8),
+    "U64": ("uint64", 8),
+    "F16": ("float16", 2),
+    "BF16": ("bfloat16", 2),
+    "F32": ("float32", 4),
+    "F64": ("float64", 8),
+    "F8_E4M3": ("float8_e4m3fn", 1),
+    "F8_E5M2": ("float8_e5m2", 1),
 }
-TORCH_TO_DTYPE: dict[torch.dtype, str] = {t: name for name, (t, _) in DTYPES.items()}
+ITEMSIZE: dict[str, int] = {name: size for name, (_, size) in _DTYPE_TABLE.items()}
+
+
+class _TorchDtypes(Mapping[str, "tuple[torch.dtype, int]"]):
+    """safetensors dtype name -> (torch dtype, bytes per element); torch is imported on first use."""
+
+    def __getitem__(self, key: str) -> tuple[torch.dtype, int]:
+        attr, size = _DTYPE_TABLE[key]
+        return getattr(torch, attr), size
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_DTYPE_TABLE)
+
+    def __len__(self) -> int:
+        return len(_DTYPE_TABLE)
+
+
+class _DtypeNames(Mapping["torch.dtype", str]):
+    """torch dtype -> safetensors dtype name."""
+
+    _cache: dict[torch.dtype, str] | None = None
+
+    def _table(self) -> dict[torch.dtype, str]:
+        if self._cache is None:
+            self._cache = {getattr(torch, attr): name for name, (attr, _) in _DTYPE_TABLE.items()}
+        return self._cache
+
+    def __getitem__(self, key: torch.dtype) -> str:
+        return self._table()[key]
+
+    def __iter__(self) -> Iterator[torch.dtype]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(_DTYPE_TABLE)
+
+
+DTYPES: Mapping[str, tuple[torch.dtype, int]] = _TorchDtypes()
+TORCH_TO_DTYPE: Mapping[torch.dtype, str] = _DtypeNames()
 # Names people write in configs (mergekit's `dtype:`, config.json's torch_dtype).
 DTYPE_ALIASES: dict[str, str] = {
     "bfloat16": "BF16",
@@ -67,7 +104,7 @@ INDEX_FILE = "model.safetensors.index.json"
 def dtype_name(value: str) -> str:
     """Normalise a dtype written by a person (``bfloat16``) to the safetensors name (``BF16``)."""
     key = value.strip()
-    if key in DTYPES:
+    if key in _DTYPE_TABLE:
         return key
     alias = DTYPE_ALIASES.get(key.lower().removeprefix("torch."))
     if alias is None:
@@ -103,7 +140,7 @@ class TensorInfo:
 
     @property
     def itemsize(self) -> int:
-        return DTYPES[self.dtype][1]
+        return ITEMSIZE[self.dtype]
 
 
 def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
@@ -151,7 +188,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
         dtype = entry.get("dtype")
         shape = entry.get("shape")
         offsets = entry.get("data_offsets")
-        if dtype not in DTYPES:
+        if dtype not in _DTYPE_TABLE:
             raise TensorFileError(f"unknown dtype {dtype!r}", where=where)
         if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
             raise TensorFileError(f"invalid shape {shape!r}", where=where)
@@ -166,7 +203,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
         numel = 1
         for d in shape:
             numel *= d
-        expected = numel * DTYPES[dtype][1]
+        expected = numel * ITEMSIZE[dtype]
         if end - begin != expected:
             raise TensorFileError(
                 f"{dtype}{shape} needs {expected} bytes but data_offsets span {end - begin}",
@@ -351,7 +388,7 @@ class PlannedTensor:
 
     @property
     def nbytes(self) -> int:
-        n = DTYPES[self.dtype][1]
+        n = ITEMSIZE[self.dtype]
         for d in self.shape:
             n *= d
         return n

@@ -377,3 +377,18 @@ def test_partial_folder_of_another_recipe_is_refused(
 def test_unknown_parent_reference(cli: Callable[..., object], recipe_file: Callable[..., Path], family: dict[str, Path], tmp_path: Path) -> None:
     res = cli("build", recipe_file(SLERP, a=family["a"], b="not a model!"), "--out", tmp_path / "out", "--quiet")
     _assert_refused(res, "neither an existing folder nor a Hub repo id")
+
+
+def test_plan_reads_headers_only_and_never_imports_torch(recipe_file: Callable[..., Path], family: dict[str, Path]) -> None:
+    """`publisher plan` of a 7B recipe takes ~0.5 s because it needs neither weights nor torch
+    (importing torch alone costs ~1 s); this guards that."""
+    recipe = recipe_file(SLERP, a=family["a"], b=family["b"])
+    code = (
+        "import sys; from publisher.cli import main; "
+        f"rc = main(['plan', {str(recipe)!r}, '--json']); "
+        "assert 'torch' not in sys.modules, 'plan imported torch'; sys.exit(rc)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["tensors"] == 291

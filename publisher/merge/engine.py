@@ -24,14 +24,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from publisher.errors import MergeError, OutputError
+from publisher.lazy import torch
 from publisher.merge.hashing import InputHasher
 from publisher.merge.methods import TensorJob
 from publisher.merge.plan import MergePlan, TensorPlan
 from publisher.tensors import (
-    DTYPES,
+    ITEMSIZE,
     FileDigest,
     PlannedTensor,
     ShardWriter,
@@ -46,7 +45,7 @@ PROGRESS_FILE = "progress.json"
 DEFAULT_SHARD_BYTES = 5_000_000_000
 DEFAULT_MEMORY_BUDGET = 1536 << 20
 
-Transform = Callable[[str, torch.Tensor], list[tuple[str, torch.Tensor]]]
+Transform = Callable[[str, "torch.Tensor"], list[tuple[str, "torch.Tensor"]]]
 
 
 def identity(name: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -356,7 +355,7 @@ class Engine:
         self.stats.seconds = time.monotonic() - start
         self.input_hashes = hasher.finish()
         return {
-            w.variant.name: w.finish(sum(p.nbytes // DTYPES[p.dtype][1] for p in w.variant.planned))
+            w.variant.name: w.finish(sum(p.nbytes // ITEMSIZE[p.dtype] for p in w.variant.planned))
             for w in writers
         }
 

@@ -17,8 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
+from publisher.lazy import torch
 from publisher.tensors import TensorInfo
 
 MAX_PENDING_BYTES = 512 << 20  # out-of-order bytes held per file before giving up on it

@@ -28,7 +28,7 @@ from publisher.recipe import (
     OutputSlice,
 )
 from publisher.sources import ResolvedModel
-from publisher.tensors import TORCH_TO_DTYPE, PlannedTensor, TensorInfo, dtype_name, torch_dtype
+from publisher.tensors import PlannedTensor, TensorInfo, dtype_name
 
 LAYER_RE = re.compile(r"^(?P<prefix>.*?\blayers)\.(?P<idx>\d+)\.(?P<rest>.+)$")
 EMBED_NAMES = ("embed_tokens", "lm_head", "wte", "embed_in", "embed_out")
@@ -129,9 +129,9 @@ class MergePlan:
 
 
 def _itemsize(dtype: str) -> int:
-    from publisher.tensors import DTYPES
+    from publisher.tensors import ITEMSIZE
 
-    return DTYPES[dtype][1]
+    return ITEMSIZE[dtype]
 
 
 def _num_layers(model: ResolvedModel) -> int:
@@ -280,7 +280,7 @@ class Planner:
             # What mergekit writes without out_dtype: the method's result for the load dtype
             # (the load dtype for most; float32 for ramplus_tl and arcee_fusion).
             load = dtype_name(self.merge.dtype) if self.merge.dtype else infos[base_pos if base_pos is not None else 0].dtype
-            out_dtype = TORCH_TO_DTYPE[self.method.result_dtype(torch_dtype(load))]
+            out_dtype = self.method.result_dtype(load)
         self._check_method(out_name, params, model_params, base_pos)
         self.tensors.append(
             TensorPlan(

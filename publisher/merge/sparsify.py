@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
+from publisher.lazy import torch
 from publisher.merge.methods.common import flat_chunks
 
 # salt -> 63-bit seed, e.g. TensorJob.stream_seed
@@ -99,7 +99,7 @@ def random_mask(shape: torch.Size, density: float, seed_for: SeedFor, salt: str)
     return mask.reshape(shape)
 
 
-_INT_VIEW = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+_INT_VIEW = {2: "int16", 4: "int32", 8: "int64"}  # element size -> torch integer dtype
 
 
 def bernoulli(tensor: torch.Tensor, density: float, seed_for: SeedFor, salt: str, *, rescale: bool = False) -> torch.Tensor:
@@ -116,7 +116,7 @@ def bernoulli(tensor: torch.Tensor, density: float, seed_for: SeedFor, salt: str
         return tensor.zero_()
     assert tensor.is_contiguous()
     flat = tensor.view(-1)
-    bits = flat.view(_INT_VIEW[flat.element_size()])
+    bits = flat.view(getattr(torch, _INT_VIEW[flat.element_size()]))
     before = after = 0.0
     for i, c in flat_chunks(flat.numel()):
         keep = keep_mask(c.stop - c.start, density, seed_for(f"{salt}#{i}"))

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import torch
-
 from publisher.errors import QuantizeError
+from publisher.lazy import torch
 from publisher.quantize.schemes import FP8_MAX, Scheme
 from publisher.quantize.targets import check_target_dtype
 from publisher.tensors import TORCH_TO_DTYPE
 
-FP8_TORCH = torch.float8_e4m3fn
 BAND_ELEMENTS = 1 << 21  # ~2M elements per band: 4 MiB of bf16, a few temporaries of that size
 
 
@@ -72,7 +70,7 @@ def _scales(absmax: torch.Tensor, name: str, row0: int) -> torch.Tensor:
 def _to_fp8(quotient: torch.Tensor) -> torch.Tensor:
     quotient.add_(0.0)  # the zero-point add: -0.0 -> +0.0, as the reference stores it
     quotient.clamp_(-FP8_MAX, FP8_MAX)
-    return quotient.to(FP8_TORCH)
+    return quotient.to(torch.float8_e4m3fn)
 
 
 def quantize_band(band: torch.Tensor, scheme: Scheme, name: str = "weight", row0: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +104,7 @@ def quantize_weight(weight: torch.Tensor, scheme: Scheme, name: str = "weight") 
         raise QuantizeError(f"tensor {name} has shape {list(weight.shape)}; FP8 targets are 2-D", where=name)
     weight = weight.contiguous()
     shape = (int(weight.shape[0]), int(weight.shape[1]))
-    codes = torch.empty(shape, dtype=FP8_TORCH)
+    codes = torch.empty(shape, dtype=torch.float8_e4m3fn)
     scale = torch.empty(scheme.scale_shape(shape), dtype=weight.dtype)
     for r0, r1 in bands(shape, scheme):
         q, s = quantize_band(weight[r0:r1], scheme, name, r0)

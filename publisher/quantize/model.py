@@ -18,9 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from publisher.errors import OutputError, SourceError
+from publisher.lazy import torch
 from publisher.quantize import fp8
 from publisher.quantize.fp8 import bands, quantize_band
 from publisher.quantize.plan import VariantPlan, plan_variant, scale_name
@@ -143,7 +142,7 @@ def _check_output(out: Path, needed: int) -> None:
         )
 
 
-_Result = tuple[torch.Tensor, torch.Tensor | None]
+_Result = tuple["torch.Tensor", "torch.Tensor | None"]
 
 
 def _work(reader: TensorReader, job: _Job, plan: VariantPlan) -> _Result:

@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from publisher.errors import QuantizeError
+from publisher.lazy import torch
 from publisher.quantize.config import variant_config
 from publisher.quantize.fp8 import quantize_weight
 from publisher.quantize.schemes import DEFAULT_SCHEME, FP8_DTYPE, Scheme, get_scheme

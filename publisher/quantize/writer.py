@@ -12,8 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from publisher.lazy import torch
 from publisher.quantize.config import config_bytes
 from publisher.quantize.plan import VariantPlan
 from publisher.tensors import (

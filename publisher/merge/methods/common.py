@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge.methods.registry import TensorJob
 
 BAND_ELEMENTS = 1 << 22  # ~16 MB of float32 temporaries per band

@@ -7,8 +7,7 @@ the sum of the weights when ``normalize``, and cast back to the input dtype.
 
 from __future__ import annotations
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge.methods.common import aligned, float_dtype, row_bands
 from publisher.merge.methods.registry import (
     MergeMethod,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge.methods.common import split_base
 from publisher.merge.methods.registry import (
     MergeMethod,

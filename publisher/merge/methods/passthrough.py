@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, is_number, register
 
 

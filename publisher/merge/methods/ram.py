@@ -9,10 +9,16 @@ float32 for bf16 inputs (that is what mergekit writes, unless out_dtype says oth
 
 from __future__ import annotations
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge.methods.common import split_base
-from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, non_negative, register
+from publisher.merge.methods.registry import (
+    MergeMethod,
+    Param,
+    TensorJob,
+    non_negative,
+    promote_f32,
+    register,
+)
 
 
 def _vectors(job: TensorJob) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -52,10 +58,6 @@ def ramplus_tl(job: TensorJob) -> torch.Tensor:
     return base + merged.reshape_as(base)
 
 
-def _promote_f32(dtype: torch.dtype) -> torch.dtype:
-    return torch.promote_types(dtype, torch.float32)
-
-
 URL = "https://arxiv.org/abs/2601.13572"
 register(
     MergeMethod(
@@ -79,6 +81,6 @@ register(
         workspace=6.0,
         pretty_name="Reinforced Agent Merging Plus (Tensor-Local)",
         reference_url=URL,
-        result_dtype=_promote_f32,
+        result_dtype=promote_f32,
     )
 )

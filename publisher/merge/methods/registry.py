@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from publisher.determinism import tensor_generator, tensor_seed
+from publisher.lazy import torch
 
 
 class _Required:
@@ -97,7 +96,7 @@ class TensorJob:
         return self.tensors[self.base]
 
 
-MethodFn = Callable[[TensorJob], torch.Tensor]
+MethodFn = Callable[[TensorJob], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,13 @@ class Problem:
 MethodCheck = Callable[[int, bool, dict[str, Any], list[dict[str, Any]]], Problem | None]
 
 
-def same_dtype(dtype: torch.dtype) -> torch.dtype:
+def same_dtype(dtype: str) -> str:
     return dtype
+
+
+def promote_f32(dtype: str) -> str:
+    """float32, or float64 for float64 inputs (torch.promote_types(d, float32)), by safetensors name."""
+    return "F64" if dtype == "F64" else "F32"
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,8 @@ class MergeMethod:
     check: MethodCheck | None = None
     # The dtype mergekit's method returns for inputs of a dtype (written unless out_dtype is set):
     # most return the input dtype; ramplus_tl and arcee_fusion promote to float32.
-    result_dtype: Callable[[torch.dtype], torch.dtype] = same_dtype
+    # The dtype mergekit writes (without out_dtype) for a load dtype, by safetensors name.
+    result_dtype: Callable[[str], str] = same_dtype
 
     def param(self, name: str) -> Param | None:
         for p in (*self.params, *self.model_params):

@@ -7,8 +7,7 @@ the cut resolve the same way.
 
 from __future__ import annotations
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge.methods.common import split_base
 from publisher.merge.methods.registry import (
     MergeMethod,

@@ -9,8 +9,7 @@ So float32 temporaries stay at one chunk whatever the tensor size.
 
 from __future__ import annotations
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge.methods.common import aligned, float_dtype
 from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, in_range, register
 

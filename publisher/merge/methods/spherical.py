@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from publisher.errors import MergeError
+from publisher.lazy import torch
 from publisher.merge.methods.common import aligned, float_dtype, split_base
 from publisher.merge.methods.registry import (
     MergeMethod,

@@ -11,11 +11,16 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
+from publisher.lazy import torch
 from publisher.merge.methods.common import split_base
-from publisher.merge.methods.registry import MergeMethod, Param, TensorJob, non_negative, register
+from publisher.merge.methods.registry import (
+    MergeMethod,
+    Param,
+    TensorJob,
+    non_negative,
+    promote_f32,
+    register,
+)
 
 QUANTILE_SAMPLE = 1_000_000
 
@@ -33,8 +38,8 @@ def nearswap(job: TensorJob) -> torch.Tensor:
 
 def importance(other: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     diff = (other - base).abs()
-    p = F.softmax(other, dim=-1) + 1e-8
-    q = F.softmax(base, dim=-1) + 1e-8
+    p = torch.softmax(other, dim=-1) + 1e-8
+    q = torch.softmax(base, dim=-1) + 1e-8
     kl = torch.sum(p * torch.log(p / q), dim=-1, keepdim=True)
     return diff * kl
 
@@ -84,6 +89,6 @@ register(
         workspace=4.0,
         pretty_name="Arcee Fusion",
         reference_url="https://arcee.ai",
-        result_dtype=lambda d: torch.promote_types(d, torch.float32),
+        result_dtype=promote_f32,
     )
 )

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-import torch
-
+from publisher.lazy import torch
 from publisher.merge import sparsify as sp
 from publisher.merge.methods.common import aligned, row_bands
 from publisher.merge.methods.registry import (
@@ -35,7 +34,7 @@ from publisher.merge.methods.registry import (
 
 # (delta, that model's params, job, model index) -> sparsified delta (same dtype and shape;
 # it may modify the delta in place and return it)
-Sparsifier = Callable[[torch.Tensor, dict[str, Any], TensorJob, int], torch.Tensor]
+Sparsifier = Callable[["torch.Tensor", dict[str, Any], TensorJob, int], "torch.Tensor"]
 Consensus = Literal["sum", "count"] | None
 
 
