@@ -78,6 +78,10 @@ class HubError(PublisherError):
     exit_code = 1
 
 
+class CatalogError(PublisherError):
+    """The catalog cannot be built: no source, an unreachable endpoint, a bad card under --strict."""
+
+
 class Interrupted(PublisherError):
     """The user interrupted; work done so far is kept for a resume."""
 
