@@ -11,14 +11,12 @@ repo, offsets checked against real sizes, while nothing but a few kilobytes is t
 
 from __future__ import annotations
 
-import re
-import struct
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from publisher.card.facts import model_facts
 from publisher.card.lineage import FetchError
@@ -32,8 +30,9 @@ from publisher.catalog.records import (
 )
 from publisher.catalog.schema import Version
 from publisher.errors import CatalogError, HubError, PublisherError
+from publisher.hub.ranged import TooLarge, read_prefix, safetensors_header, write_header_copy
 from publisher.hub.remote import Retry, describe, is_loopback, make_api
-from publisher.tensors import INDEX_FILE, MAX_HEADER_BYTES
+from publisher.tensors import INDEX_FILE
 
 if TYPE_CHECKING:
     import httpx2
@@ -43,9 +42,7 @@ T = TypeVar("T")
 README = "README.md"
 RECIPE = "recipe.yaml"
 CONFIG = "config.json"
-FIRST_READ = 64 << 10  # one request covers the header of a shard of up to ~600 tensors (a 7B shard: ~300)
 SMALL_FILE_LIMIT = 16 << 20  # config, index, card, recipe: never more than this is read
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
 class HubReader:
@@ -138,33 +135,12 @@ class HubReader:
             raise FetchError(f"{repo_id}/{filename} is not UTF-8 text") from e
 
     def _read(self, repo_id: str, filename: str, revision: str, limit: int, *, ranged: bool) -> tuple[bytes, int]:
-        """Up to ``limit`` bytes from the start of a file, and the file's full size.
-
-        With ``ranged`` a ``Range`` header asks for just those bytes; a server that ignores
-        it (200) is read only as far as needed and the connection closed, never to the end.
-        """
-        from huggingface_hub import hf_hub_url
-        from huggingface_hub.utils import hf_raise_for_status
-
-        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
-        headers = dict(self.headers)
-        if ranged:
-            headers["Range"] = f"bytes=0-{limit - 1}"
-        with self.session.stream("GET", url, headers=headers, follow_redirects=True, timeout=60) as r:
-            if r.status_code >= 400:
-                r.read()
-                hf_raise_for_status(r)
-            total = _total_size(r.headers, r.status_code)
-            if not ranged and total is not None and total > limit:
-                raise FetchError(f"{repo_id}/{filename} is {total} bytes, more than a catalog reads")
-            data = bytearray()
-            for chunk in r.iter_bytes():
-                data += chunk
-                if len(data) >= limit:
-                    break
-        if total is None:
-            total = len(data)
-        return bytes(data[:limit]), total
+        try:
+            return read_prefix(
+                self.session, self.endpoint, self.headers, repo_id, filename, revision, limit, ranged=ranged
+            )
+        except TooLarge as e:
+            raise FetchError(f"{repo_id}/{filename} is {e.size} bytes, more than a catalog reads") from None
 
     # ------------------------------------------------------------------ one repo
     def record(self, repo_id: str, include_untagged: bool, scratch: Path) -> RepoRecord:
@@ -248,18 +224,15 @@ class HubReader:
 
     def _mirror_shard(self, repo_id: str, revision: str, name: str, path: Path) -> None:
         what = f"reading the header of {repo_id}/{name}"
-        data, total = self._call(lambda: self._read(repo_id, name, revision, FIRST_READ, ranged=True), what)
-        if len(data) < 8:
-            raise FetchError(f"{name} is {total} bytes, too short for a safetensors header")
-        (n,) = struct.unpack("<Q", data[:8])
-        if n > MAX_HEADER_BYTES or 8 + n > total:
-            raise FetchError(f"{name}: header length {n} does not fit in a {total}-byte file")
-        if 8 + n > len(data):
-            data, total = self._call(lambda: self._read(repo_id, name, revision, 8 + n, ranged=True), what)
-        with open(path, "wb") as f:
-            f.write(data[: 8 + n])
-            f.truncate(total)  # a hole: the real size, no data
 
+        def read(limit: int) -> tuple[bytes, int]:
+            return self._call(lambda: self._read(repo_id, name, revision, limit, ranged=True), what)
+
+        try:
+            header, total = safetensors_header(read, name)
+        except ValueError as e:
+            raise FetchError(str(e)) from None
+        write_header_copy(path, header, total)
 
 def _index_shards(text: str) -> list[str]:
     import json
@@ -269,18 +242,6 @@ def _index_shards(text: str) -> list[str]:
         return sorted(set(data["weight_map"].values()))
     except (ValueError, KeyError, TypeError, AttributeError):
         return []  # ModelFiles.open reports the bad index with its path
-
-
-def _total_size(headers: Any, status: int) -> int | None:
-    if status == 206:
-        m = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
-        if m:
-            return int(m.group(3))
-    for key in ("X-Linked-Size", "Content-Length"):
-        value = headers.get(key)
-        if value and value.isdigit():
-            return int(value)
-    return None
 
 
 def _is_transport(err: BaseException) -> bool:

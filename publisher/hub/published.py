@@ -14,13 +14,12 @@ every repo is already tagged (nothing but README.md can then be committed).
 
 from __future__ import annotations
 
-import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from publisher.errors import HubError, PublishError
+from publisher.hub.ranged import TooLarge, read_prefix, safetensors_header, write_header_copy
 from publisher.hub.remote import (
     Retry,
     client_settings,
@@ -30,15 +29,12 @@ from publisher.hub.remote import (
     resolve_token,
 )
 from publisher.manifest import MANIFEST_FILE, Manifest
-from publisher.tensors import MAX_HEADER_BYTES
 
 if TYPE_CHECKING:
     import httpx2
     from huggingface_hub import HfApi
 
-FIRST_READ = 64 << 10  # covers the header of a shard of ~600 tensors in one request
 SMALL_FILE_LIMIT = 64 << 20  # config, tokenizer, recipe, manifest: never more than this
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 HEADER_ONLY_MARK = ".header-only"  # a file in the copy's root: says what it is to anyone who looks
 
 
@@ -142,22 +138,18 @@ class PublishedView:
         return parsed
 
     def _header_copy(self, session: httpx2.Client, repo_id: str, name: str, commit: str, size: int, dest: Path) -> None:
-        data, total = self._read(session, repo_id, name, commit, FIRST_READ, ranged=True)
-        if len(data) < 8:
-            raise PublishError(f"{name} is too short for a safetensors file", where=repo_id)
-        (n,) = struct.unpack("<Q", data[:8])
-        if n > MAX_HEADER_BYTES or 8 + n > total:
-            raise PublishError(f"{name}: header length {n} does not fit in a {total}-byte file", where=repo_id)
-        if 8 + n > len(data):
-            data, total = self._read(session, repo_id, name, commit, 8 + n, ranged=True)
+        try:
+            header, total = safetensors_header(
+                lambda limit: self._read(session, repo_id, name, commit, limit, ranged=True), name
+            )
+        except ValueError as e:
+            raise PublishError(str(e), where=repo_id) from None
         if total != size:
             raise PublishError(
                 f"{name} is {total} bytes on the Hub, manifest.json says {size}", where=repo_id,
                 fix="the repo was changed by hand; publish a new version",
             )
-        with open(dest, "wb") as f:
-            f.write(data[: 8 + n])
-            f.truncate(total)  # a hole: the real size, no data
+        write_header_copy(dest, header, total)
 
     def _read(
         self, session: httpx2.Client, repo_id: str, filename: str, revision: str, limit: int, *, ranged: bool
@@ -165,26 +157,13 @@ class PublishedView:
         """Up to ``limit`` bytes from the start of a file, and the file's full size."""
 
         def read() -> tuple[bytes, int]:
-            from huggingface_hub import hf_hub_url
-            from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+            from huggingface_hub.utils import build_hf_headers
 
-            url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
             headers = build_hf_headers(token=self.token or False, library_name="publisher")
-            if ranged:
-                headers["Range"] = f"bytes=0-{limit - 1}"
-            with session.stream("GET", url, headers=headers, follow_redirects=True, timeout=60) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    hf_raise_for_status(r)
-                total = _total_size(r.headers, r.status_code)
-                if total is not None and not ranged and total > limit:
-                    raise PublishError(f"{filename} is {total} bytes, more than a card re-render reads", where=repo_id)
-                data = bytearray()
-                for chunk in r.iter_bytes():
-                    data += chunk
-                    if len(data) >= limit:
-                        break  # a server that ignored Range: read no further
-            return bytes(data[:limit]), total if total is not None else len(data)
+            try:
+                return read_prefix(session, self.endpoint, headers, repo_id, filename, revision, limit, ranged=ranged)
+            except TooLarge as e:
+                raise PublishError(f"{filename} is {e.size} bytes, more than a card re-render reads", where=repo_id) from None
 
         try:
             return self.retry.call(read, f"reading {repo_id}/{filename}", self.token)
@@ -206,13 +185,3 @@ def _session() -> httpx2.Client:
     return get_session()
 
 
-def _total_size(headers: httpx2.Headers, status: int) -> int | None:
-    if status == 206:
-        m = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
-        if m:
-            return int(m.group(3))
-    for key in ("X-Linked-Size", "Content-Length"):
-        value = headers.get(key)
-        if value and value.isdigit():
-            return int(value)
-    return None
