@@ -17,6 +17,7 @@ from publisher.merge.methods.registry import (
     is_bool,
     is_number,
     register,
+    zero_weight_sum,
 )
 
 
@@ -39,11 +40,7 @@ def linear(job: TensorJob) -> torch.Tensor:
 
 
 def _check(non_base: int, has_base: bool, params: dict, model_params: list[dict]) -> Problem | None:
-    if params.get("normalize") and model_params:
-        total = sum(float(p.get("weight") or 0.0) for p in model_params)
-        if abs(total) < 1e-8:
-            return Problem("weight", "weights sum to zero, so normalize divides by zero", "change a weight, or set normalize: false")
-    return None
+    return zero_weight_sum("normalize", params, model_params)
 
 
 register(

@@ -113,6 +113,15 @@ class Problem:
 MethodCheck = Callable[[int, bool, dict[str, Any], list[dict[str, Any]]], Problem | None]
 
 
+def zero_weight_sum(flag: str, params: dict[str, Any], model_params: list[dict[str, Any]]) -> Problem | None:
+    """Normalising by weights that sum to zero divides by zero: one message for every method."""
+    if params.get(flag) and model_params:
+        total = sum(float(p.get("weight") or 0.0) for p in model_params)
+        if abs(total) < 1e-8:
+            return Problem("weight", f"weights sum to zero, so {flag} divides by zero", f"change a weight, or set {flag}: false")
+    return None
+
+
 def same_dtype(dtype: str) -> str:
     return dtype
 

@@ -21,6 +21,7 @@ from publisher.merge.methods.registry import (
     is_number,
     non_negative,
     register,
+    zero_weight_sum,
 )
 
 # -- NuSLERP ---------------------------------------------------------------------------------
@@ -124,11 +125,7 @@ def multislerp(job: TensorJob) -> torch.Tensor:
 
 
 def _multislerp_check(non_base: int, has_base: bool, params: dict[str, Any], model_params: list[dict[str, Any]]) -> Problem | None:
-    if params.get("normalize_weights") and model_params:
-        total = sum(float(p.get("weight") or 0.0) for p in model_params)
-        if abs(total) < 1e-8:
-            return Problem("weight", "weights sum to zero, so normalize_weights divides by zero", "change a weight")
-    return None
+    return zero_weight_sum("normalize_weights", params, model_params)
 
 
 register(

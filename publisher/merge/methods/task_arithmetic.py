@@ -30,6 +30,7 @@ from publisher.merge.methods.registry import (
     is_number,
     non_negative,
     register,
+    zero_weight_sum,
 )
 
 # (delta, that model's params, job, model index) -> sparsified delta (same dtype and shape;
@@ -147,13 +148,7 @@ def _gta_check(non_base: int, has_base: bool, params: dict[str, Any], model_para
                 f"density ± epsilon must stay inside (0, 1), got density {d} and epsilon {eps}",
                 "choose epsilon smaller than both density and 1 - density",
             )
-    if params.get("normalize") and model_params:
-        total = sum(float(p.get("weight") or 0.0) for p in model_params)
-        if abs(total) < 1e-8:
-            return Problem(
-                "weight", "weights sum to zero, so normalize divides by zero", "change a weight, or set normalize: false"
-            )
-    return None
+    return zero_weight_sum("normalize", params, model_params)
 
 
 DENSITY = Param("density", 1.0, in_range(0.0, 1.0, lo_open=True))
