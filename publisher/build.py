@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher import __version__
+from publisher.check.results import CheckReport
+from publisher.check.run import CheckOptions
 from publisher.errors import OutputError
 from publisher.manifest import (
     MANIFEST_FILE,
@@ -71,6 +73,9 @@ class BuildOptions:
     quiet: bool = False
     render_cards: bool = True
     warn: Callable[[str], None] | None = None  # where card warnings (unknown ancestry) go
+    checks: bool = True  # run publisher.check on the build before its cards (structural + measured)
+    check_options: CheckOptions | None = None  # command-line overrides of the recipe's checks:
+    log: Callable[[str], None] | None = None  # progress lines of the checks
 
 
 @dataclass
@@ -78,6 +83,7 @@ class BuildResult:
     out: Path
     manifest: Manifest
     skipped: bool  # the output already held this exact build
+    checks: CheckReport | None = None  # None when the checks were not run
 
 
 def resolve_models(
@@ -266,11 +272,19 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
         ),
     )
     (work / MANIFEST_FILE).write_text(manifest.to_json())
+    report = _run_checks(work, loaded, options) if options.checks else None
     if options.render_cards:
         _render_cards(work, loaded.path.parent, options)
     (work / "progress.json").unlink(missing_ok=True)
     os.replace(work, out)
-    return BuildResult(out=out, manifest=manifest, skipped=False)
+    return BuildResult(out=out, manifest=manifest, skipped=False, checks=report)
+
+
+def _run_checks(work: Path, loaded: LoadedRecipe, options: BuildOptions) -> CheckReport:
+    """Check stage: between the build directory and the card (the card states what it measured)."""
+    from publisher.check.run import check_build
+
+    return check_build(work, settings=loaded.recipe.checks, options=options.check_options, log=options.log)
 
 
 def _variant_repo(plan: MergePlan, v: VariantOutput) -> str | None:

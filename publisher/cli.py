@@ -19,7 +19,7 @@ from rich.markup import escape
 from publisher import __version__
 from publisher.errors import PublisherError
 
-COMMANDS = ("plan", "build", "quantize", "card", "publish", "release", "catalog", "hub", "demo")
+COMMANDS = ("plan", "build", "quantize", "check", "card", "publish", "release", "catalog", "hub", "demo")
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

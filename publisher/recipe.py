@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from publisher.check.settings import ChecksSection
 from publisher.errors import RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
 from publisher.tensors import dtype_name
@@ -31,7 +32,7 @@ REVISION_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 )
-OUR_SECTIONS = ("name", "version", "seed", "compute_dtype", "card", "quantize", "publish", "merge")
+OUR_SECTIONS = ("name", "version", "seed", "compute_dtype", "card", "quantize", "publish", "checks", "merge")
 
 Scalar = bool | int | float | str
 
@@ -155,6 +156,7 @@ class Recipe(_Strict):
     quantize: list[QuantizeSpec] = Field(default_factory=list)
     card: CardSection = Field(default_factory=CardSection)
     publish: PublishSection = Field(default_factory=PublishSection)
+    checks: ChecksSection = Field(default_factory=ChecksSection)  # the release gate (publisher.check)
 
     @field_validator("name")
     @classmethod
@@ -212,6 +214,7 @@ ALL_FIELD_NAMES = sorted(
             QuantizeSpec,
             CardSection,
             PublishSection,
+            ChecksSection,
             Evaluation,
             Comparison,
         )

@@ -55,6 +55,7 @@ from publisher.card.text import (
     mermaid_label,
     py_str,
 )
+from publisher.check.card import add_measured, measured_context
 from publisher.errors import CardError, LicenseError, PublisherError
 from publisher.manifest import RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
@@ -614,8 +615,10 @@ def render_cards(
         folder = build_dir / variant.folder
         facts = merged_facts if variant is merged else model_facts(folder, context_length=card.context_length)
         context = _model_context(ctx, variant, facts, merged, link_base)
+        context["measured"] = measured_context(build_dir, variant.name)  # publisher.check's facts
         body = render_template(env, tpl_name, context)
         data = _front_matter(ctx, variant, facts, merged, context["model"]["name"])
+        add_measured(data, build_dir, variant.name, context["model"]["name"])
         text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
         if not text.endswith("\n"):
             text += "\n"

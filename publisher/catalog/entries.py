@@ -34,6 +34,7 @@ from publisher.catalog.schema import (
     VariantLink,
     page_of,
 )
+from publisher.check.card import measured_from_card_data
 
 README = "README.md"
 
@@ -193,6 +194,7 @@ def make_entries(
                 "source": r.source,
                 "card": body,
                 "card_data": data,
+                "measured": measured_from_card_data(data),
             }
         )
 

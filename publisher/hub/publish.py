@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from publisher.check.results import CHECKS_FILE, require_passed
 from publisher.errors import (
     CardError,
     HubError,
@@ -157,6 +158,9 @@ def read_build(build_dir: Path) -> tuple[Manifest, list[VariantBuild]]:
         if not v.folder:
             m = build_dir / MANIFEST_FILE
             files[MANIFEST_FILE] = _local_file(build_dir, MANIFEST_FILE, m.stat().st_size, _sha256(m))
+            c = build_dir / CHECKS_FILE  # what the release gate checked and measured
+            if c.is_file():
+                files[CHECKS_FILE] = _local_file(build_dir, CHECKS_FILE, c.stat().st_size, _sha256(c))
         variants.append(VariantBuild(v.name, v.repo_id, folder, files, card_path.read_text(encoding="utf-8")))
     return manifest, variants
 
@@ -478,6 +482,7 @@ def publish(
     """Publish every variant of ``build_dir``; see the module docstring. Raises PublisherError."""
     build_dir = Path(build_dir)
     manifest, builds = read_build(build_dir)
+    require_passed(build_dir)  # the release gate: never publish a build whose checks failed
     version = str(manifest.recipe_version)
     tag = f"v{version}"
     try:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import snapshot_download
 
+from publisher.check.run import check_build
+from publisher.check.settings import ChecksSection
 from publisher.errors import CardError, HubError, PublishError
 from publisher.hub.publish import publish
 from tests.hub.helpers import FAST_RETRY, MEDIUM, Hub, build_files, make_build, snapshot_files
@@ -73,7 +75,8 @@ def test_new_version_with_only_a_new_card_is_a_readme_only_commit(hub: Hub, tmp_
     b2 = make_build(tmp_path / "b2", version="1.0.1", variants=False, shape=MEDIUM, card_extra=" Now better described.")
     report = _publish(hub, b2)
     changed = {(c.path, c.kind) for c in report.results[0].changes}
-    assert changed == {("README.md", "change"), ("manifest.json", "change"), ("recipe.yaml", "change")}
+    # checks.json: what the release gate checked of this build (publisher.check)
+    assert changed == {("README.md", "change"), ("manifest.json", "change"), ("recipe.yaml", "change"), ("checks.json", "change")}
     assert _lfs_puts(hub) == puts_before  # the weights were not sent again
     api = hub.api()
     tags = {t.name: t.target_commit for t in api.list_repo_refs("alice/tiny-merge").tags}
@@ -149,6 +152,7 @@ def test_manifest_hashes_are_the_lfs_oids_and_the_server_checks_them(hub: Hub, t
         if f["path"] == "model.safetensors":
             f["sha256"] = "0" * 64  # the publisher must not re-hash: the server catches the lie
     (build / "manifest.json").write_text(json.dumps(manifest))
+    check_build(build, settings=ChecksSection(measure=False))  # the gate checks this manifest
     with pytest.raises(HubError, match="does not hash to its oid") as err:
         _publish(hub, build)
     assert "/lfs-upload/" not in str(err.value)  # no signed upload URL in the message
