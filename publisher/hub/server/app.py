@@ -37,6 +37,14 @@ from publisher.hub.server.storage import Repo, RepoKey, Store
 
 log = logging.getLogger("publisher.hub.server")
 
+# Routes are tried in this order; the pages (``/{ns}/{name}``) come last.
+ROUTE_MODULES = (
+    routes_repo,
+    routes_upload,
+    routes_files,
+    pages,
+)
+
 TYPE_SEGMENTS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"datasets": "dataset", "spaces": "space"}
 
@@ -65,7 +73,7 @@ class HubApp:
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
         self._stats_lock = threading.Lock()
-        for module in (routes_repo, routes_upload, routes_files, pages):
+        for module in ROUTE_MODULES:
             module.register(self, self.router)
 
     def _secret(self) -> bytes:
