@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,35 @@ def table_json(t: ParamTable) -> dict[str, Any]:
     }
 
 
+def bands_table(tables: list[ParamTable]) -> Table:
+    """One row per run of layers: parameter (and model), filter, layer range, value."""
+    table = Table("parameter", "model", "filter", "layers", "value", title="parameters as applied")
+    for t in tables:
+        model = t.model or "all models"
+        if t.constant is not None:
+            default = " (method default)" if t.setting.startswith("not set") else ""
+            table.add_row(t.name, model, "all", "all", f"{t.constant}{default}")
+            continue
+        first = True
+        for s in band_summary(t):
+            for i, r in enumerate(s.runs):
+                values = r.start if r.start == r.end else f"{r.start} → {r.end}"
+                layers = str(r.first) if r.first == r.last else f"{r.first}–{r.last}"
+                table.add_row(t.name if first else "", model if first else "", s.label if i == 0 else "", layers, values)
+                first = False
+        if t.outside:
+            outside = ", ".join(sorted({v for _, v in t.outside}))
+            table.add_row("", "", "outside layers", "embeddings, final norm, head", outside)
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
-    plan = load_plan(args.recipe)
+    with tempfile.TemporaryDirectory(prefix="publisher-plan-") as headers:
+        # Hub parents: configs, tokenizer and safetensors headers by Range requests, no weights
+        return _report(args, load_plan(args.recipe, headers_dir=Path(headers)))
+
+
+def _report(args: argparse.Namespace, plan: MergePlan) -> int:
     variants = [merged_variant(plan), *quantized_variants(plan)]
     groups = parameter_groups(plan)
     tables = band_tables(plan)
@@ -88,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         "name": plan.recipe.recipe.name,
         "method": plan.method.name,
         "models": [m.ref for m in plan.models],
+        "pinned": {m.ref: m.revision for m in plan.models if m.kind == "hub"},
         "layers": plan.layer_count,
         "tensors": len(plan.tensors),
         "parameters": plan.parameter_count,
@@ -107,26 +136,9 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(
         f"[bold]{plan.recipe.recipe.name or args.recipe}[/]: {plan.method.pretty_name or plan.method.name} of "
-        + ", ".join(m.ref for m in plan.models)
+        + ", ".join(f"{m.ref}@{m.revision[:7]}" if m.kind == "hub" and m.revision else m.ref for m in plan.models)
     )
-    table = Table("parameter", "model", "filter", "layers", "value", title="parameters as applied")
-    for t in tables:
-        model = t.model or "all models"
-        if t.constant is not None:
-            default = " (method default)" if t.setting.startswith("not set") else ""
-            table.add_row(t.name, model, "all", "all", f"{t.constant}{default}")
-            continue
-        first = True
-        for s in band_summary(t):
-            for i, r in enumerate(s.runs):
-                values = r.start if r.start == r.end else f"{r.start} → {r.end}"
-                layers = str(r.first) if r.first == r.last else f"{r.first}–{r.last}"
-                table.add_row(t.name if first else "", model if first else "", s.label if i == 0 else "", layers, values)
-                first = False
-        if t.outside:
-            outside = ", ".join(sorted({v for _, v in t.outside}))
-            table.add_row("", "", "outside layers", "embeddings, final norm, head", outside)
-    console.print(table)
+    console.print(bands_table(tables))
     console.print(
         f"layers {plan.layer_count}, tensors {len(plan.tensors)}, parameters {human_count(plan.parameter_count)}, "
         f"dtype {plan.out_dtype}, output {human_bytes(plan.output_bytes)}, disk needed {human_bytes(disk)} "
