@@ -41,6 +41,7 @@ from publisher.hub.server.errors import (
 from publisher.hub.server.faults import Faults
 from publisher.hub.server.http import Disconnect, HubHTTPServer, Request, Response, Router
 from publisher.hub.server.lfs import TicketSigner
+from publisher.hub.server.rootdir import make_root
 from publisher.hub.server.storage import Repo, RepoKey, Store
 
 log = logging.getLogger("publisher.hub.server")
@@ -74,8 +75,7 @@ class RootLocked(RuntimeError):
 
 class HubApp:
     def __init__(self, root: Path, *, faults: Faults | None = None, settings: Settings | None = None) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = make_root(Path(root))
         self.faults = faults if faults is not None else Faults()
         self.settings = settings or Settings()
         self.store = Store(self.root, self.faults)
@@ -256,7 +256,7 @@ class LocalHub:
 
 
 def lock_root(root: Path) -> IO[str]:
-    root.mkdir(parents=True, exist_ok=True)
+    make_root(root)
     f = open(root / "server.lock", "a+")  # noqa: SIM115 - held for the server's lifetime
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
