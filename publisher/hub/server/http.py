@@ -300,16 +300,20 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "HEAD":
                 return
+            sent = 0
             if response.stream is not None:
                 for data in response.stream:
                     if data:
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        sent += len(data)
                 self.wfile.write(b"0\r\n\r\n")
             elif response.file is not None and response.file.length > 0:
                 with open(response.file.path, "rb") as f:
-                    self.connection.sendfile(f, response.file.offset, response.file.length)
+                    sent = self.connection.sendfile(f, response.file.offset, response.file.length)
             elif response.body:
                 self.wfile.write(response.body)
+                sent = len(response.body)
+            self.server.app.record_sent(unquote(self.path.partition("?")[0]), sent)
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError, Disconnect):
             self.close_connection = True  # a stream that raises Disconnect ends unterminated: the client sees it fail
         finally:
