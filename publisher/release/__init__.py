@@ -24,6 +24,7 @@ from publisher.release.changes import (
     Action,
     Decision,
     decide,
+    removed_recipes,
     default_templates_dir,
 )
 from publisher.release.graph import Node, dependents, load_catalog, slug, waves
@@ -41,6 +42,7 @@ __all__ = [
     "Row",
     "build_dir_for",
     "decide",
+    "removed_recipes",
     "default_templates_dir",
     "dependents",
     "load_catalog",
