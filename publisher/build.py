@@ -71,6 +71,7 @@ class BuildOptions:
     quiet: bool = False
     render_cards: bool = True
     warn: Callable[[str], None] | None = None  # where card warnings (unknown ancestry) go
+    strict: bool = False  # recipe warnings (keys and parameters with no effect) are errors
 
 
 @dataclass
@@ -112,8 +113,9 @@ def load_plan(
     *,
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
+    strict: bool = False,
 ) -> MergePlan:
-    loaded = load_recipe(recipe_path)
+    loaded = load_recipe(recipe_path, strict=strict)
     return make_plan(loaded, resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs))
 
 
@@ -187,7 +189,10 @@ def _check_disk(path: Path, needed: int) -> None:
 def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
     options = options or BuildOptions()
     t0 = time.monotonic()
-    loaded = load_recipe(recipe_path)
+    loaded = load_recipe(recipe_path, strict=options.strict)
+    if options.warn is not None:
+        for warning in loaded.warnings:
+            options.warn(warning)
     out = Path(out).absolute()
     if out.exists():
         existing = _existing_build(out)

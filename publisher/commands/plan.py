@@ -8,10 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from publisher.build import estimated_peak_rss, load_plan, merged_variant, quantized_variants
-from publisher.commands.common import add_threads
+from publisher.commands.common import add_strict, add_threads
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("recipe", type=Path)
     add_threads(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_strict(p)
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,10 @@ def _fmt(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = load_plan(args.recipe)
+    plan = load_plan(args.recipe, strict=args.strict)
+    err = Console(stderr=True, highlight=False)
+    for warning in plan.recipe.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     variants = [merged_variant(plan), *quantized_variants(plan)]
     groups: Counter[str] = Counter()
     for t in plan.tensors:
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         "estimated_peak_rss_bytes": peak,
         "parameter_groups": dict(groups),
         "notes": plan.notes,
+        "warnings": plan.recipe.warnings,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
