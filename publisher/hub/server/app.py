@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import IO
 
 from publisher.hub.ids import RESERVED_NAMESPACES, InvalidName, check_repo_part
-from publisher.hub.server import pages, routes_files, routes_repo, routes_upload
+from publisher.hub.server import pages, routes_files, routes_repo, routes_upload, xet
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.auth import Identity, Scope, TokenStore
 from publisher.hub.server.errors import (
@@ -36,6 +36,15 @@ from publisher.hub.server.lfs import TicketSigner
 from publisher.hub.server.storage import Repo, RepoKey, Store
 
 log = logging.getLogger("publisher.hub.server")
+
+# Routes are tried in this order; the pages (``/{ns}/{name}``) come last.
+ROUTE_MODULES = (
+    routes_repo,
+    routes_upload,
+    routes_files,
+    xet,
+    pages,
+)
 
 TYPE_SEGMENTS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"datasets": "dataset", "spaces": "space"}
@@ -65,7 +74,7 @@ class HubApp:
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
         self._stats_lock = threading.Lock()
-        for module in (routes_repo, routes_upload, routes_files, pages):
+        for module in ROUTE_MODULES:
             module.register(self, self.router)
 
     def _secret(self) -> bytes:
@@ -88,7 +97,8 @@ class HubApp:
                     remaining -= 1 << 16
                 raise Disconnect("injected drop")
             Faults.fire(rule, f"{req.method} {req.path}")
-        req.context["identity"] = self.authenticate(req)
+        # Xet CAS requests carry the CAS token the xet routes issued, not a Hub token
+        req.context["identity"] = None if req.path.startswith(xet.CAS_PREFIX) else self.authenticate(req)
         match = self.router.match(req.method, req.segments)
         if match is None:
             raise NotFound(f"no route for {req.method} {req.path}")
