@@ -20,11 +20,26 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from publisher.errors import RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
-from publisher.references import REPO_ID_RE, REVISION_RE, ModelPath, ModelRef, canonical, parse_reference
+from publisher.references import (
+    REPO_ID_RE,
+    REVISION_RE,
+    ModelPath,
+    ModelRef,
+    canonical,
+    parse_reference,
+)
 from publisher.suggest import did_you_mean
 from publisher.tensors import dtype_name
 from publisher.yamlmap import Loc, LocatedYaml, load_located
