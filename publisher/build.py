@@ -18,6 +18,7 @@ from pathlib import Path
 
 from publisher import __version__
 from publisher.errors import OutputError
+from publisher.chat_templates import resolve_template
 from publisher.manifest import (
     MANIFEST_FILE,
     RECIPE_FILE,
@@ -151,17 +152,17 @@ def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path) -> 
     config = _variant_config(plan, variant)
     out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
     tok_src = plan.models[plan.tokenizer_model].path
-    chat = plan.recipe.merge.chat_template
+    chat = resolve_template(plan.recipe.merge.chat_template, [m.path for m in plan.models])
     for name in TOKENIZER_FILES:
         src = tok_src / name
         if not src.is_file():
             continue
         data = src.read_bytes()
-        if name == "tokenizer_config.json" and chat and chat not in ("base", "auto"):
+        if name == "tokenizer_config.json" and chat is not None:
             cfg = json.loads(data)
             cfg["chat_template"] = chat
             data = (json.dumps(cfg, indent=2) + "\n").encode()
-        if name == "chat_template.jinja" and chat and chat not in ("base", "auto"):
+        if name in ("chat_template.jinja", "chat_template.json") and chat is not None:
             continue  # the recipe's template (in tokenizer_config.json) replaces the parent's
         out.append(write_file_atomic(folder / name, data))
     config_model = plan.models[plan.base_model if plan.base_model is not None else plan.tensors[0].sources[0][0]]

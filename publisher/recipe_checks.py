@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from publisher.chat_templates import NAMED, template_problem
 from publisher.errors import RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
 from publisher.recipe import ConditionalParameter, LoadedRecipe, MergeConfig, Warnings
@@ -57,6 +58,14 @@ def check_merge(loaded: LoadedRecipe, warnings: Warnings) -> None:
             where=f"{loaded.where('tokenizer_source')}: tokenizer_source",
             fix="use 'base' or a model reference",
         )
+    if merge.chat_template is not None:
+        problem = template_problem(merge.chat_template)
+        if problem:
+            raise RecipeError(
+                problem,
+                where=_at(loaded, "chat_template"),
+                fix=did_you_mean(merge.chat_template, sorted(NAMED)) or "use a name or a Jinja template",
+            )
     _check_parameters(loaded, method, warnings)
     for i, s in enumerate(merge.slices or []):
         lengths = {src.layer_range[1] - src.layer_range[0] for src in s.sources}
