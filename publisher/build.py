@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher import __version__
-from publisher.errors import OutputError
 from publisher.chat_templates import resolve_template
+from publisher.errors import OutputError
 from publisher.manifest import (
     MANIFEST_FILE,
     RECIPE_FILE,
@@ -89,6 +89,7 @@ def resolve_models(
     recipe_outputs: dict[str, Path] | None = None,
     endpoint: str | None = None,
     token: str | None = None,
+    headers_dir: Path | None = None,
 ) -> dict[str, ResolvedModel]:
     refs = model_references(loaded.merge)
     tok = loaded.merge.tokenizer_source
@@ -105,6 +106,7 @@ def resolve_models(
             recipe_outputs=recipe_outputs,
             endpoint=endpoint,
             token=token,
+            headers_dir=headers_dir,
         )
     return models
 
@@ -114,10 +116,13 @@ def load_plan(
     *,
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
+    headers_dir: Path | None = None,
     strict: bool = False,
 ) -> MergePlan:
+    """The merge plan from headers; with ``headers_dir``, Hub parents are read header-only (no weights)."""
     loaded = load_recipe(recipe_path, strict=strict)
-    return make_plan(loaded, resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs))
+    models = resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs, headers_dir=headers_dir)
+    return make_plan(loaded, models)
 
 
 def merged_variant(plan: MergePlan) -> VariantOutput:

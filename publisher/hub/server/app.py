@@ -33,6 +33,7 @@ from publisher.hub.server.errors import (
 from publisher.hub.server.faults import Faults
 from publisher.hub.server.http import Disconnect, HubHTTPServer, Request, Response, Router
 from publisher.hub.server.lfs import TicketSigner
+from publisher.hub.server.rootdir import make_root
 from publisher.hub.server.storage import Repo, RepoKey, Store
 
 log = logging.getLogger("publisher.hub.server")
@@ -64,8 +65,7 @@ class RootLocked(RuntimeError):
 
 class HubApp:
     def __init__(self, root: Path, *, faults: Faults | None = None, settings: Settings | None = None) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = make_root(Path(root))
         self.faults = faults if faults is not None else Faults()
         self.settings = settings or Settings()
         self.store = Store(self.root, self.faults)
@@ -73,6 +73,7 @@ class HubApp:
         self.signer = TicketSigner(self._secret())
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
+        self.sent: Counter[str] = Counter()  # request path → response body bytes sent (tests count downloads)
         self._stats_lock = threading.Lock()
         for module in ROUTE_MODULES:
             module.register(self, self.router)
@@ -107,6 +108,10 @@ class HubApp:
         with self._stats_lock:
             self.stats[f"{req.method} {pattern}"] += 1
         return handler(req)
+
+    def record_sent(self, path: str, nbytes: int) -> None:
+        with self._stats_lock:
+            self.sent[path] += nbytes
 
     def authenticate(self, req: Request) -> Identity | None:
         header = req.headers.get("Authorization") or ""
@@ -242,7 +247,7 @@ class LocalHub:
 
 
 def lock_root(root: Path) -> IO[str]:
-    root.mkdir(parents=True, exist_ok=True)
+    make_root(root)
     f = open(root / "server.lock", "a+")  # noqa: SIM115 - held for the server's lifetime
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
