@@ -24,8 +24,8 @@ from publisher.release.changes import (
     Action,
     Decision,
     decide,
-    removed_recipes,
     default_templates_dir,
+    removed_recipes,
 )
 from publisher.release.graph import Node, dependents, load_catalog, slug, waves
 from publisher.release.matrix import MAX_MATRIX_JOBS, matrix, parents_key
@@ -42,12 +42,12 @@ __all__ = [
     "Row",
     "build_dir_for",
     "decide",
-    "removed_recipes",
     "default_templates_dir",
     "dependents",
     "load_catalog",
     "matrix",
     "parents_key",
+    "removed_recipes",
     "run_release",
     "slug",
     "waves",
