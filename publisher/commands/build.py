@@ -11,7 +11,7 @@ from rich.markup import escape
 from publisher.build import BuildOptions, build
 from publisher.check.run import CheckOptions
 from publisher.commands.check import print_report
-from publisher.commands.common import add_threads, parse_size
+from publisher.commands.common import add_strict, add_threads, parse_size
 from publisher.merge.engine import DEFAULT_MEMORY_BUDGET, DEFAULT_SHARD_BYTES
 
 
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--memory-budget", type=parse_size, default=DEFAULT_MEMORY_BUDGET, help="bytes of tensors in flight (default 1.5GiB)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (CI logs)")
     p.add_argument("--no-card", action="store_true", help="skip rendering README.md cards")
+    add_strict(p)
     p.add_argument("--no-measure", action="store_true", help="structural checks only (no forward pass)")
     p.add_argument("--with-parents", action="store_true", default=None, help="measure the parents too")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the measured pass runs")
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         memory_budget=args.memory_budget,
         quiet=args.quiet,
         render_cards=not args.no_card,
+        strict=args.strict,
         check_options=CheckOptions(
             measure=False if args.no_measure else None, with_parents=args.with_parents, device=args.device
         ),

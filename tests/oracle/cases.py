@@ -357,7 +357,48 @@ CASES: dict[str, dict[str, Any]] = {
         "models": [_m(F32, "b")],
         "dtype": "float32",
     },
+    # --- leniency (issue 11): what mergekit 0.1.5 accepts and ignores or reads as numbers -----
+    "lenient_ties_numeric_flags": {
+        "merge_method": "ties",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.6, "density": 0.5, "gamma": 0.1}, {"weight": 0.4, "density": 0.7}),
+        "parameters": {"normalize": 1.0, "int8_mask": 1.0, "select_topk": 0.5},
+        "dype": "float16",
+        "dtype": "bfloat16",
+    },
+    "lenient_ram_string_epsilon": {
+        "merge_method": "ram",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {}, {}),
+        "parameters": {"epsilon": "3e-3", "allow_negative_weights": True},
+        "dtype": "bfloat16",
+    },
+    "lenient_model_stock_weight": {
+        "merge_method": "model_stock",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.2}, {"weight": 0.5}, {"weight": 0.3}),
+        "dtype": "bfloat16",
+    },
+    "lenient_multislerp_normalize": {
+        "merge_method": "multislerp",
+        "models": [_m(BF16, "a", weight=0.4), _m(BF16, "b", weight=0.6)],
+        "parameters": {"normalize": True},
+        "dtype": "bfloat16",
+    },
+    "task_arithmetic_base_only": {
+        "merge_method": "task_arithmetic",
+        "base_model": f"{BF16}/base",
+        "models": [_m(BF16, "base", weight=1.0)],
+        "dtype": "bfloat16",
+    },
 }
+LENIENCY_CASES = (
+    "lenient_ties_numeric_flags",
+    "lenient_ram_string_epsilon",
+    "lenient_model_stock_weight",
+    "lenient_multislerp_normalize",
+    "task_arithmetic_base_only",
+)
 
 
 CASES.update(WIDE_CASES)
