@@ -12,6 +12,7 @@ build are written only once all of them rendered. Same inputs, same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import traceback
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import jinja2
 from publisher import __version__
 from publisher.card import evals, params
 from publisher.card.facts import ModelFacts, Strip, model_facts, strip_of
+from publisher.card.identity import FIXED_DATE, identity_of, stamp
 from publisher.card.licenses import (
     class_descriptions,
     license_class,
@@ -44,6 +46,12 @@ from publisher.card.lineage import (
     SiblingRecipes,
     check_licenses,
     derive_license,
+)
+from publisher.card.provenance import (
+    default_published,
+    parent_folder,
+    quantized_from_revision,
+    reproduce_context,
 )
 from publisher.card.text import finalize as md_finalize
 from publisher.card.text import (
@@ -280,6 +288,7 @@ class _BuildContext:
     manifest: Manifest
     recipe: LoadedRecipe
     base_dir: Path
+    build_dir: Path
     lineage: Lineage
     license: LicenseReport
     license_name: str | None
@@ -327,7 +336,6 @@ def _model_context(
     parents = [n for n in merged_root.parents]
     base = r.merge.base_model
     comparisons = evals.comparison_table(ctx.eval_rows, list(card.comparisons)) if ctx.eval_rows or card.comparisons else None
-    recipe_text = ctx.recipe.text.decode("utf-8", errors="replace")
     model_name = variant.repo_id or f"{m.recipe_name or 'model'}{'' if not is_quant else '-' + variant.name}"
     lic_id = ctx.license.declared
     context: dict[str, Any] = {
@@ -344,6 +352,7 @@ def _model_context(
         },
         "merged": {
             "repo_id": merged.repo_id,
+            "revision": quantized_from_revision(ctx.build_dir, variant) if is_quant else None,
             "name": merged.repo_id or m.recipe_name or "the merged model",
             "facts": ctx.merged_facts,
         },
@@ -397,18 +406,13 @@ def _model_context(
             "comparisons": comparisons,
             "measured_on": merged.repo_id if is_quant else None,
         },
-        "reproduce": {
-            "recipe": recipe_text,
-            "recipe_name": "recipe.yaml",
-            "command": "publisher build recipe.yaml",
-        },
+        "reproduce": reproduce_context(m, ctx.recipe.text, model_name),
         "provenance": {
             "inputs": m.inputs,
             "seed": m.seed,
             "tool": m.tool,
             "card_tool": f"publisher {__version__}",
             "recipe_sha256": m.recipe_sha256,
-            "created": m.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "random_method": bool(method and method.random),
         },
         "hub_url": _hub_url(link_base),
@@ -536,8 +540,8 @@ def render_cards(
         is_root=True,
     )
     for inp in manifest.inputs:
-        local = Path(inp.path)
-        use_local = inp.kind == "local" or (local / README).is_file()
+        local = parent_folder(build_dir, inp)
+        use_local = local is not None and (inp.kind == "local" or (local / README).is_file())
         if inp.kind == "local" and not inp.repo_id:
             _warn(f"parent {inp.ref} is a local folder: it cannot be listed in base_model")
         root.parents.append(
@@ -581,11 +585,12 @@ def render_cards(
         layers = merged_facts.architecture.layers or 0
         tables = params.parameter_tables(loaded.recipe.merge, method, names, layers)
 
-    published_date = published or manifest.created.date()
+    published_date = published or default_published(build_dir)
     ctx = _BuildContext(
         manifest=manifest,
         recipe=loaded,
         base_dir=base_dir,
+        build_dir=build_dir,
         lineage=lineage,
         license=report,
         license_name=lic_name,
@@ -614,11 +619,11 @@ def render_cards(
         folder = build_dir / variant.folder
         facts = merged_facts if variant is merged else model_facts(folder, context_length=card.context_length)
         context = _model_context(ctx, variant, facts, merged, link_base)
-        body = render_template(env, tpl_name, context)
         data = _front_matter(ctx, variant, facts, merged, context["model"]["name"])
-        text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
-        if not text.endswith("\n"):
-            text += "\n"
+        text = _card_text(data, render_template(env, tpl_name, context))
+        fixed = dataclasses.replace(ctx, published=FIXED_DATE)
+        identity = identity_of(_card_text(data, render_template(env, tpl_name, _model_context(fixed, variant, facts, merged, link_base))))
+        text = stamp(text, identity)
         where = str(folder / README)
         parsed = validate_card_text(text, where)
         if parsed.data.to_dict() != data.to_dict():
@@ -637,6 +642,11 @@ def render_cards(
         for c in cards:
             result.written.append(write_atomic(c.path, c.text))
     return result
+
+
+def _card_text(data: Any, body: str) -> str:
+    text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
+    return text if text.endswith("\n") else text + "\n"
 
 
 def write_atomic(path: Path, text: str) -> Path:
@@ -664,7 +674,7 @@ def build_strips(build_dir: Path, *, published: date | None = None) -> dict[str,
         out[v.name] = strip_of(
             facts,
             license=recipe.card.license,
-            published=published or manifest.created.date(),
+            published=published or default_published(build_dir),
             version=manifest.recipe_version,
         )
     return out
