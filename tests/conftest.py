@@ -18,6 +18,22 @@ from publisher.cli import main
 from publisher.standins import generate_family
 
 
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """On CI a skipped test is a failure: a missing browser, actionlint or jq there means a check
+    silently did not run. Locally a skip stays a skip (with its reason in the summary)."""
+    report = yield
+    if _on_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped on CI (CI=true), which counts as a failure: {reason}"
+    return report
+
+
 @pytest.fixture(scope="session")
 def family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """base, ft1..ft3 (base + perturbation), a, b: tiny 32-layer Mistral models in bf16."""

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -222,16 +221,41 @@ def test_interrupted_build_resumes_to_identical_bytes(
     progress = json.loads((partial / "progress.json").read_text())
     assert len(progress["shards"]) == 3
     assert not list(partial.glob("*.partial"))  # the interrupted shard's temp file was removed
+    before = _shard_identities(partial)
+    assert len(before) == 3
     build(recipe, out, options)
     assert not partial.exists()
+    after = _shard_identities(out)
+    assert {name: after[name] for name in before} == before  # the whole shards were not rewritten
     for f in reference.glob("*.safetensors"):
         assert sha256_file(out / f.name) == sha256_file(f)
     # and the resumed run skipped the whole shards: their files were not rewritten
     assert load_manifest(out).variant("merged").files == load_manifest(reference).variant("merged").files
 
 
+# A child that runs the real CLI and SIGKILLs itself right after its second whole shard is
+# recorded: the kill lands mid-build on every machine, however fast.
+_KILL_AFTER_TWO_SHARDS = """
+import os, signal, sys
+from publisher.merge import engine
+saved = engine.Engine._save_progress
+def save_then_die(self, done):
+    saved(self, done)
+    if len(done) >= 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+engine.Engine._save_progress = save_then_die
+from publisher.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _shard_identities(folder: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime in ns) per shard: equal after a resume only if the file was not rewritten."""
+    return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in folder.glob("model-*.safetensors")}
+
+
 def test_killed_process_resumes(recipe_file: Callable[..., Path], tmp_path: Path) -> None:
-    """A real SIGKILL mid-build (bigger stand-ins so the build takes a moment)."""
+    """A real SIGKILL mid-build; the rerun keeps the finished shards and writes only the rest."""
     from dataclasses import replace
 
     from publisher.standins import TINY, Recipe, generate_model, with_layers
@@ -241,24 +265,27 @@ def test_killed_process_resumes(recipe_file: Callable[..., Path], tmp_path: Path
     b = generate_model(tmp_path / "pb", shape, recipe=Recipe(seed=12))
     recipe = recipe_file(SLERP, a=a, b=b)
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(out), "--quiet", "--max-shard-size", "400KB", "--threads", "1"]
+    cli_args = ["build", str(recipe), "--out", str(out), "--quiet", "--max-shard-size", "400KB", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    progress = tmp_path / ".out.partial" / "progress.json"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if progress.is_file() and len(json.loads(progress.read_text() or "{}").get("shards", {})) >= 2:
-            break
-        time.sleep(0.01)
-    if proc.poll() is not None:
-        pytest.skip("build finished before it could be killed")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_TWO_SHARDS, *cli_args], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not out.exists()
-    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    partial = tmp_path / ".out.partial"
+    progress = json.loads((partial / "progress.json").read_text())
+    assert len(progress["shards"]) == 2
+    before = _shard_identities(partial)
+    assert sorted(before) == sorted(progress["shards"])
+
+    res = subprocess.run([sys.executable, "-m", "publisher.cli", *cli_args], env=env,
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+    after = _shard_identities(out)
+    assert len(after) > len(before)  # the kill left work to do
+    assert {name: after[name] for name in before} == before  # finished shards were kept, not rewritten
     reference = tmp_path / "ref"
     build(recipe, reference, BuildOptions(quiet=True, shard_bytes=400_000))
+    assert sorted(f.name for f in reference.glob("*.safetensors")) == sorted(after)
     for f in reference.glob("*.safetensors"):
         assert sha256_file(out / f.name) == sha256_file(f)
 

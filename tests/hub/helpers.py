@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -133,3 +135,12 @@ def snapshot_files(path: Path) -> dict[str, bytes]:
         for f in sorted(path.rglob("*"))
         if f.is_file() and f.name != ".gitattributes"
     }
+
+
+def read_line(stream: IO[Any], timeout_s: float = 60.0) -> str:
+    """One line from a child's pipe, or a failure after ``timeout_s``: a child that hangs before
+    printing must fail the test, not hang the suite."""
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    assert ready, f"no line from the child within {timeout_s:.0f} s"
+    line = stream.readline()
+    return line.decode() if isinstance(line, bytes) else str(line)

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from publisher.hub.server.auth import TokenStore
-from tests.hub.helpers import Hub, make_build
+from tests.hub.helpers import Hub, make_build, read_line
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_token_create_and_serve(tmp_path: Path) -> None:
                               env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stderr is not None
-        line = server.stderr.readline()
+        line = read_line(server.stderr)
         url = line.split(" at ")[1].split()[0]
         req = urllib.request.Request(f"{url}/api/whoami-v2", headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req) as r:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,15 @@ from publisher.hub.remote import Retry
 from publisher.hub.server import FaultRule
 from publisher.hub.server.auth import TokenStore
 from publisher.hub.server.storage import RepoKey, Store
-from tests.hub.helpers import FAST_RETRY, MEDIUM, Hub, build_files, make_build, snapshot_files
+from tests.hub.helpers import (
+    FAST_RETRY,
+    MEDIUM,
+    Hub,
+    build_files,
+    make_build,
+    read_line,
+    snapshot_files,
+)
 
 REPO = "alice/tiny-merge"
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -68,13 +75,8 @@ def test_connection_dropped_mid_upload(hub: Hub, tmp_path: Path) -> None:
     assert not list((hub.root / "tmp").glob("upload-*"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_server(root: Path, port: int, faults: list[dict[str, object]] | None = None) -> subprocess.Popen[bytes]:
+def _start_server(root: Path, port: int = 0, faults: list[dict[str, object]] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A server process on ``port`` (0: the OS picks one, read back from its first line)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT_DIR))
     env.pop("PUBLISHER_HUB_FAULTS", None)
     if faults:
@@ -84,25 +86,26 @@ def _start_server(root: Path, port: int, faults: list[dict[str, object]] | None 
     proc = subprocess.Popen([sys.executable, "-m", "publisher.hub.server", "--root", str(root), "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
-    assert proc.stdout.readline().startswith(b"serving")
-    return proc
+    line = read_line(proc.stdout)
+    assert line.startswith("serving "), line
+    return proc, line.split()[1]
 
 
 @pytest.mark.parametrize("point", ["commit.before-ref", "commit.after-ref"])
 def test_server_killed_during_commit(tmp_path: Path, point: str) -> None:
-    root, port = tmp_path / "root", _free_port()
+    root = tmp_path / "root"
     token = TokenStore(root).create("alice")
-    url = f"http://127.0.0.1:{port}"
     v1 = make_build(tmp_path / "v1", variants=False)
     v2 = make_build(tmp_path / "v2", version="2.0.0", seed=2, variants=False)
-    server = _start_server(root, port)
+    server, url = _start_server(root)
+    port = int(url.rsplit(":", 1)[1])  # restarts reuse it: the publisher in flight retries that URL
     publish(v1, endpoint=url, token=token, retry=FAST_RETRY)
     v1_head = HfApi(endpoint=url, token=token).list_repo_refs(REPO).branches[0].target_commit
     server.terminate()
     server.wait()
 
     marker = tmp_path / "in-commit"
-    server = _start_server(root, port, [{"action": "pause", "path": point, "point": True,
+    server, _ = _start_server(root, port, [{"action": "pause", "path": point, "point": True,
                                          "marker": str(marker), "seconds": 60}])
     outcome: dict[str, object] = {}
 
@@ -134,7 +137,7 @@ def test_server_killed_during_commit(tmp_path: Path, point: str) -> None:
         assert {p for p in files if p != ".gitattributes"} == set(build_files(v2))
         assert all(files[p].etag for p in files)
 
-    server = _start_server(root, port)  # back up: the running publisher may finish by itself
+    server, _ = _start_server(root, port)  # back up: the running publisher may finish by itself
     try:
         thread.join(120)
         assert not thread.is_alive()

@@ -55,6 +55,11 @@ def test_build_manifest_hashes_parents_it_reads(tmp_path: Path, family: dict[str
     text = "models:\n  - model: {a}\n    parameters: {weight: 1}\n  - model: {b}\n    parameters: {weight: 1}\nmerge_method: linear\n"
     recipe = recipe_file(text, a=family["a"], b=family["b"])  # type: ignore[operator]
     manifest = build(recipe, tmp_path / "out", BuildOptions(quiet=True)).manifest
+    checked = []
     for entry in manifest.inputs:
         for f in entry.files:
             assert f.sha256 == sha256_file(Path(entry.path) / f.path)
+            checked.append(f.path)
+    # both parents, each with its weights file among the hashed ones
+    assert len(manifest.inputs) == 2
+    assert checked.count("model.safetensors") == 2, checked

@@ -1,5 +1,7 @@
 """Same numbers as mergekit: every oracle case built with ``publisher build`` matches
-mergekit 0.1.5's output within one unit in the last place of the output dtype.
+mergekit 0.1.5's output bit for bit (0 ulp): every case agrees exactly today, so a one-ulp
+regression fails. A case that can only agree within a tolerance must be listed in ``ULP_ALLOWED``
+with the reason.
 
 The references (tests/fixtures/mergekit/, made by tests/oracle/regenerate.py) were computed
 on the stand-in family; the family is regenerated here and checked against the recorded
@@ -25,7 +27,8 @@ from publisher.standins import TINY, generate_family
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mergekit"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "config.yml").exists())
 FAMILIES = {"FAMILY_BF16": "BF16", "FAMILY_F32": "F32"}
-MAX_ULP = 1
+# case name -> the ulp it may differ by, and why; empty: every case is bitwise equal to mergekit.
+ULP_ALLOWED: dict[str, int] = {}
 
 
 # -- ulp distance ------------------------------------------------------------------------
@@ -127,7 +130,9 @@ def test_agrees_with_mergekit(case: str, oracle_family: dict[str, str], tmp_path
         dist = int(ulp_distance(o, r).max()) if r.numel() else 0
         worst.append((dist, name))
     worst.sort(reverse=True)
-    assert worst[0][0] <= MAX_ULP, f"{case}: worst tensors (ulp, name): {worst[:5]}"
+    assert worst, f"{case}: the reference holds no tensors"
+    allowed = ULP_ALLOWED.get(case, 0)
+    assert worst[0][0] <= allowed, f"{case}: worst tensors (ulp, name): {worst[:5]} (allowed {allowed})"
 
     ours_cfg = json.loads((out / "config.json").read_text())
     ref_cfg = json.loads((ref_dir / "config.json").read_text())

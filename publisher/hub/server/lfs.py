@@ -115,6 +115,10 @@ class TicketSigner:
         mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:40]
         return f"{payload}.{mac}"
 
+    def derive(self, label: str) -> str:
+        """A stable secret-derived id for ``label`` (one per server root)."""
+        return hmac.new(self._secret, label.encode(), hashlib.sha256).hexdigest()
+
     def verify(self, ticket: str) -> dict[str, Any] | None:
         payload, _, mac = ticket.partition(".")
         expected = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:40]
