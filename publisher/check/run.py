@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.check.gate import apply_thresholds, thresholds_of
@@ -19,7 +20,10 @@ from publisher.check.results import CheckReport, Finding, manifest_sha256, write
 from publisher.check.settings import ChecksSection
 from publisher.check.structural import check_model_folder, text_config
 from publisher.errors import PublisherError
-from publisher.manifest import RECIPE_FILE, load_manifest
+
+if TYPE_CHECKING:
+    from publisher.check.measure import Target
+from publisher.manifest import RECIPE_FILE, load_build_record, load_manifest
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def check_build(
         targets = [Target("merged", build_dir, ".")]
         targets += [Target(v.name, build_dir / v.folder, v.folder, compare=True) for v in manifest.variants if v.folder]
         if settings.with_parents:
-            targets += [Target(f"parent {i.ref}", Path(i.path), i.repo_id or i.ref) for i in manifest.inputs]
+            targets += _parent_targets(build_dir, [i.ref for i in manifest.inputs], say)
         result = measure(targets, tokens=settings.tokens, device=settings.device, log=say)
         findings += result.findings
         findings += apply_thresholds(settings, result.measurements, _vocab_size(build_dir))
@@ -101,6 +105,22 @@ def check_build(
     )
     write_report(build_dir, report)
     return report
+
+
+def _parent_targets(build_dir: Path, refs: list[str], say: Callable[[str], None]) -> list[Target]:
+    """Each parent's folder on this machine, as the build recorded it (build.json)."""
+    from publisher.check.measure import Target
+
+    record = load_build_record(build_dir)
+    folders = record.parent_folders if record is not None else {}
+    out = []
+    for ref in refs:
+        folder = folders.get(ref)
+        if folder is None or not Path(folder).is_dir():
+            say(f"parent {ref}: its folder is not on this machine (build.json); not measured")
+            continue
+        out.append(Target(f"parent {ref}", Path(folder), ref))
+    return out
 
 
 def _vocab_size(build_dir: Path) -> int | None:

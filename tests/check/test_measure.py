@@ -105,7 +105,7 @@ def test_self_merge_measures_as_the_model(tmp_path: Path, chars_models: dict[str
     a = chars_models["a"]
     out = _build(tmp_path, recipe_text(f"[{{model: {a}, parameters: {{weight: 0.5}}}}, {{model: {a}, parameters: {{weight: 0.5}}}}]"))
     report = check_build(out, options=CheckOptions(with_parents=True, tokens=128))
-    merged, parent = report.measurement("merged"), report.measurement(f"parent {a}")
+    merged, parent = report.measurement("merged"), report.measurement(f"parent {a.name}")
     assert merged is not None and parent is not None
     assert merged.perplexity == parent.perplexity
     assert report.passed
@@ -118,7 +118,7 @@ def test_slerp_at_zero_measures_as_parent_a(tmp_path: Path, chars_models: dict[s
     )
     report = check_build(out, options=CheckOptions(with_parents=True, tokens=128))
     merged = report.measurement("merged")
-    pa, pb = report.measurement(f"parent {a}"), report.measurement(f"parent {b}")
+    pa, pb = report.measurement(f"parent {a.name}"), report.measurement(f"parent {b.name}")
     assert merged is not None and pa is not None and pb is not None
     assert merged.perplexity == pa.perplexity
     assert merged.perplexity != pb.perplexity

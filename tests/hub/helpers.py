@@ -12,7 +12,6 @@ import os
 import select
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +21,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from huggingface_hub import HfApi, constants
 
+from publisher.build import variant_manifest
 from publisher.check.run import check_build
 from publisher.check.settings import ChecksSection
 from publisher.hub.remote import Retry
@@ -109,12 +109,14 @@ def make_build(
                     files=_entries(fp8, skip_variants=False))
         )
     manifest = Manifest(
-        tool="publisher 0.1.0", created=datetime(2026, 1, 1, tzinfo=UTC), recipe_name=repo_id,
+        tool="publisher 0.1.0", recipe_name=repo_id,
         recipe_version=version, recipe_sha256=hashlib.sha256(recipe.encode()).hexdigest(),
         merge_method="slerp", seed=0, compute_dtype=None, out_dtype="bfloat16", inputs=[],
         variants=manifest_variants,
     )
     (root / "manifest.json").write_text(manifest.to_json())
+    for v in manifest_variants[1:]:
+        (root / v.folder / "manifest.json").write_text(variant_manifest(manifest, v).to_json())
     # the release gate: publish refuses an unchecked build (structural checks; no forward pass)
     check_build(root, settings=ChecksSection(measure=False))
     return root
