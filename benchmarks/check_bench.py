@@ -1,9 +1,11 @@
 """The release gate on 7B-shaped models: the measured pass (512 tokens) and the structural checks.
 
     flock /tmp/bench.lock python3 benchmarks/check_bench.py /work/bench-data [--tokens 512]
+        [--model DIR] [--fp8 DIR]
 
 Uses (and creates when missing, with make_parents.py and `publisher quantize`) a 32-layer
-7B-shaped synthetic Mistral at DATA/7b/base and its fp8-dynamic copy at DATA/7b/base-FP8.
+7B-shaped synthetic Mistral at DATA/7b/base (or --model) and its fp8-dynamic copy at
+DATA/7b/base-FP8 (or --fp8).
 Each step runs in its own process under /usr/bin/time -v, so its peak RSS is the whole
 process's (interpreter, torch, transformers included):
 
@@ -56,9 +58,9 @@ for f in r.findings:
 """
 
 
-def ensure_models(data: Path) -> tuple[Path, Path]:
-    base = data / "7b" / "base"
-    fp8 = data / "7b" / "base-FP8"
+def ensure_models(data: Path, model: Path | None, fp8_dir: Path | None) -> tuple[Path, Path]:
+    base = model or data / "7b" / "base"
+    fp8 = fp8_dir or data / "7b" / "base-FP8"
     if not base.is_dir():
         subprocess.run([PY, str(ROOT / "benchmarks" / "make_parents.py"), str(base), "--preset", "7b"], check=True)
     if not fp8.is_dir():
@@ -84,8 +86,10 @@ def main() -> int:
     ap.add_argument("data", type=Path, help="where the 7B-shaped models are (or go)")
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--skip-fp8", action="store_true")
+    ap.add_argument("--model", type=Path, help="an existing bf16 model folder to measure")
+    ap.add_argument("--fp8", type=Path, help="where its fp8-dynamic copy is (made when missing)")
     args = ap.parse_args()
-    base, fp8 = ensure_models(args.data)
+    base, fp8 = ensure_models(args.data, args.model, args.fp8)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
     print(f"load average before: {os.getloadavg()}")
     print("| step | wall | peak RSS | CPU user+sys |\n|---|---:|---:|---:|")

@@ -91,6 +91,29 @@ class CheckReport(_Strict):
         return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
 
 
+VOLATILE = ("checked",)  # when it ran: two checks of the same build differ only there and in timings
+
+
+def same_checks(a: str, b: str) -> bool:
+    """Two checks.json texts that state the same facts (the time they ran and took aside)."""
+
+    def facts(text: str) -> object:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        if not isinstance(data, dict):
+            return data
+        for key in VOLATILE:
+            data.pop(key, None)
+        for m in data.get("measurements") or []:
+            if isinstance(m, dict):
+                m.pop("seconds", None)
+        return data
+
+    return facts(a) == facts(b)
+
+
 def manifest_sha256(build_dir: Path) -> str:
     return hashlib.sha256((Path(build_dir) / MANIFEST_FILE).read_bytes()).hexdigest()
 

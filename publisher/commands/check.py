@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     options = CheckOptions(measure=args.measure, with_parents=args.with_parents, device=args.device, tokens=args.tokens)
     report = check_build(args.build_dir, options=options, log=lambda m: console.print(f"[dim]{escape(m)}[/]"))
-    return print_report(report, args.build_dir, console)
+    code = print_report(report, args.build_dir, console)
+    if (args.build_dir / "README.md").is_file():
+        # cards are rendered with the catalog's options (recipes, endpoint): not guessed here
+        console.print(f"the cards state the measurement once re-rendered: publisher card {escape(str(args.build_dir))}")
+    return code
 
 
 def print_report(report: CheckReport, build_dir: Path, console: Console) -> int:

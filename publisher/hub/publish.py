@@ -43,6 +43,7 @@ from publisher.hub.local_build import (
     read_build,
 )
 from publisher.hub.publish_plan import (
+    METADATA,
     Change,
     PublishReport,
     RemoteText,
@@ -156,8 +157,8 @@ class Publisher:
         tagged = tags[tag]
         tag_files = head_files if tagged == head else self._files_at(build.repo_id, tagged)
         vs_tag = diff(build.files, tag_files, self._text_at(build.repo_id, tagged))
-        if any(c.path != CARD for c in vs_tag):
-            shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if c.path != CARD)
+        if any(c.path not in METADATA for c in vs_tag):
+            shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if c.path not in METADATA)
             return RepoPlan(
                 build, tag, private, True, "conflict", head, vs_tag,
                 note=f"{tag} already holds different files: {shown}",
@@ -165,8 +166,9 @@ class Publisher:
         vs_head = diff(build.files, head_files, self._text_at(build.repo_id, head))
         if not vs_head:
             return RepoPlan(build, tag, private, True, "up-to-date", head)
-        if all(c.path == CARD for c in vs_head) and not any(c.path != CARD for c in diff(
-            {p: f for p, f in build.files.items() if p != CARD}, {p: f for p, f in head_files.items() if p != CARD}
+        if all(c.path in METADATA for c in vs_head) and not any(c.path not in METADATA for c in diff(
+            {p: f for p, f in build.files.items() if p not in METADATA},
+            {p: f for p, f in head_files.items() if p not in METADATA},
         )):
             return RepoPlan(build, tag, private, True, "card-update", head, vs_head)
         return RepoPlan(
