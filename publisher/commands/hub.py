@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     root_arg(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="0: any free port")
+    serve.add_argument("--public-url", help="the URL clients reach the server at (upload links are built "
+                       "from it; default http://HOST:PORT)")
+    serve.add_argument("--max-connections", type=int, default=256,
+                       help="connections served at once, one thread each (default 256); more wait, then get 503")
     serve.set_defaults(func=run_serve)
 
     token = hub_sub.add_parser("token", help="manage access tokens")
@@ -49,18 +53,23 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from publisher.hub.server import LocalHub, RootLocked
+    from publisher.hub.server import LocalHub, RootLocked, Settings
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.public_url is not None and not args.public_url.startswith(("http://", "https://")):
+        raise HubCommandError(f"--public-url {args.public_url!r} is not an http(s) URL", fix="e.g. --public-url https://hub.example.org")
+    if args.max_connections < 1:
+        raise HubCommandError("--max-connections must be at least 1")
+    settings = Settings(public_url=args.public_url, max_connections=args.max_connections)
     try:
-        hub = LocalHub(_root(args), args.host, args.port)
+        hub = LocalHub(_root(args), args.host, args.port, settings=settings)
         hub.start()
     except RootLocked as e:
         raise OutputError(str(e), fix="stop the other server or use another --root") from e
     except OSError as e:
         raise OutputError(f"cannot listen on {args.host}:{args.port} ({e.strerror})", fix="choose another --port") from e
-    console.print(f"local Hub serving {hub.root} at [bold]{hub.url}[/] (Ctrl-C to stop)")
-    console.print(f"  export HF_ENDPOINT={hub.url} HF_HUB_DISABLE_XET=1")
+    console.print(f"local Hub serving {hub.root} at [bold]{hub.public_url}[/] (Ctrl-C to stop)")
+    console.print(f"  export HF_ENDPOINT={hub.public_url} HF_HUB_DISABLE_XET=1")
     try:
         hub.serve_forever()
     except KeyboardInterrupt:

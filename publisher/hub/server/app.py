@@ -55,6 +55,14 @@ class Settings:
     commits_page_size: int = 50
     multipart_threshold: int = 64 << 20  # LFS uploads above this go in parts
     chunk_size: int = 16 << 20
+    # The URL clients reach the server at: every URL the server hands out (LFS upload and
+    # verify links, repo and commit URLs, pagination) is built from it, never from the
+    # request's Host header. None: http://HOST:PORT of the listening socket.
+    public_url: str | None = None
+    # At most this many connections are served at once (one thread each); a connection
+    # over the bound waits up to ``connection_wait_s`` for a slot, then gets a 503.
+    max_connections: int = 256
+    connection_wait_s: float = 5.0
 
 
 class RootLocked(RuntimeError):
@@ -117,10 +125,10 @@ class HubApp:
         return identity
 
     def base_url(self, req: Request) -> str:
-        host = req.headers.get("Host") or f"{self.default_host}"
-        return f"http://{host}"
+        """The configured public URL (``Settings.public_url``); the Host header is not trusted."""
+        return self.public_url
 
-    default_host = "127.0.0.1"
+    public_url = "http://127.0.0.1"
 
     # ------------------------------------------------------------- access rules
     @staticmethod
@@ -186,9 +194,15 @@ class LocalHub:
 
     @property
     def url(self) -> str:
+        """Where this process reaches the server (the socket it listens on)."""
         if self._server is None:
             raise RuntimeError("LocalHub is not running")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """The URL the server hands out to clients (``Settings.public_url`` or ``url``)."""
+        return self.app.public_url
 
     def create_token(self, user: str, scope: Scope = "write", *, orgs: tuple[str, ...] = ()) -> str:
         return self.app.tokens.create(user, scope, orgs=orgs)
@@ -197,9 +211,12 @@ class LocalHub:
         self._lock_file = lock_root(self.root)
         self.app.store.recover()
         self.app.store.lfs.gc()  # objects of deleted repos
-        self._server = HubHTTPServer((self.host, self.port), self.app)
+        s = self.app.settings
+        self._server = HubHTTPServer(
+            (self.host, self.port), self.app, max_connections=s.max_connections, wait_s=s.connection_wait_s
+        )
         self.port = self._server.server_address[1]
-        self.app.default_host = f"{self.host}:{self.port}"
+        self.app.public_url = (s.public_url or f"http://{self.host}:{self.port}").rstrip("/")
         server = self._server
         # a short poll interval makes stop() quick (tests start and stop many servers)
         self._thread = threading.Thread(

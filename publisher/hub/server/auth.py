@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from publisher.hub.ids import check_repo_part
+from publisher.hub.server.accounts import check_new_names
 from publisher.hub.server.atomic import write_atomic
 
 Scope = Literal["read", "write"]
@@ -40,7 +40,8 @@ class Identity:
         return frozenset((self.user, *self.orgs))
 
     def owns(self, namespace: str) -> bool:
-        return namespace.lower() in {n.lower() for n in self.namespaces}
+        """Exact: names are unique ignoring case (``accounts``), so ``BOB`` never owns ``bob``."""
+        return namespace in self.namespaces
 
     def can_write(self, namespace: str) -> bool:
         return self.scope == "write" and self.owns(namespace)
@@ -93,9 +94,6 @@ class TokenStore:
 
     def create(self, user: str, scope: Scope = "write", *, orgs: tuple[str, ...] = (), name: str | None = None) -> str:
         """A new token for ``user`` (created if new); ``orgs`` are added to the user's orgs."""
-        check_repo_part(user, "user name")
-        for org in orgs:
-            check_repo_part(org, "organization name")
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
         token = "hf_" + "".join(secrets.choice(_ALPHABET) for _ in range(34))
@@ -103,6 +101,7 @@ class TokenStore:
             self._stamp = None
             self._load()
             data = self._data
+            check_new_names({u: v.get("orgs", []) for u, v in data["users"].items()}, user, orgs)
             entry = data["users"].setdefault(user, {"orgs": []})
             entry["orgs"] = sorted(set(entry["orgs"]) | set(orgs))
             data["tokens"].append(

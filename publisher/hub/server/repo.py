@@ -191,7 +191,7 @@ class Repo:
             size = odb.info(binsha).size
             lfs = None
             if size < 200:
-                m = LFS_POINTER_RE.match(odb.stream(binsha).read())
+                m = LFS_POINTER_RE.fullmatch(odb.stream(binsha).read())
                 if m:
                     lfs = LfsInfo(m.group(1).decode(), int(m.group(2)), size)
             files[path] = Entry(path, hexsha, lfs.size if lfs else size, lfs)
@@ -215,7 +215,7 @@ class Repo:
                     continue
                 name = f"refs/{kind}/{f.relative_to(root).as_posix()}"
                 target = f.read_text().strip()
-                if not SHA_RE.match(target):
+                if not SHA_RE.fullmatch(target):
                     continue
                 refs[name] = self._peel(name, target)
         return refs
@@ -288,7 +288,7 @@ class Repo:
             if full in refs:
                 return refs[full]
         rev = revision.lower()
-        if SHORT_SHA_RE.match(rev):
+        if SHORT_SHA_RE.fullmatch(rev):
             reachable = self.reachable()
             if len(rev) == 40:
                 if rev in reachable:

@@ -125,7 +125,7 @@ def register(app: HubApp, router: Router) -> None:
         out: list[dict[str, Any]] = []
         for obj in body["objects"]:
             oid, size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
-            if not isinstance(oid, str) or not OID_RE.match(oid) or not isinstance(size, int) or size < 0:
+            if not isinstance(oid, str) or not OID_RE.fullmatch(oid) or not isinstance(size, int) or size < 0:
                 out.append({"oid": str(oid), "size": 0, "error": {"code": 422, "message": "invalid oid or size"}})
                 continue
             linked = repo.lfs.linked_size(repo.path, oid)
@@ -219,7 +219,7 @@ def register(app: HubApp, router: Router) -> None:
         repo = app.read_repo(req, key_of(req))
         body = req.json()
         oid = body.get("oid") if isinstance(body, dict) else None
-        if not isinstance(oid, str) or not OID_RE.match(oid):
+        if not isinstance(oid, str) or not OID_RE.fullmatch(oid):
             raise BadRequest("verify needs {oid, size}")
         size = repo.lfs.linked_size(repo.path, oid)
         if size is None or (isinstance(body.get("size"), int) and body["size"] != size):
@@ -257,7 +257,7 @@ def register(app: HubApp, router: Router) -> None:
                 ops.append(AddFile(_checked_path(value.get("path")), content))
             elif kind == "lfsFile":
                 oid = value.get("oid")
-                if not isinstance(oid, str) or not OID_RE.match(oid):
+                if not isinstance(oid, str) or not OID_RE.fullmatch(oid):
                     raise BadRequest(f"lfsFile {value.get('path')!r}: invalid oid")
                 size = value.get("size")
                 ops.append(AddLfs(_checked_path(value.get("path")), oid, size if isinstance(size, int) else None))
