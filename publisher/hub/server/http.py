@@ -145,6 +145,8 @@ class Request:
         raw = self.body.read_all()
         try:
             return json.loads(raw or b"null")
+        except RecursionError as e:
+            raise BadRequest("request body is nested too deeply") from e
         except ValueError as e:
             raise BadRequest(f"request body is not JSON: {e}") from e
 

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 REPO_TYPES = ("model", "dataset", "space")
 MAIN = "main"
@@ -136,11 +137,30 @@ class DeleteFolder:
 Operation = AddFile | AddLfs | DeleteFile | DeleteFolder
 
 
+Gated = Literal["auto", "manual", False]
+
+
 @dataclass
 class RepoMeta:
+    """``hub-meta.json``: what the Hub keeps about a repo outside git."""
+
     private: bool
     created_at: float
     created_by: str
+    gated: Gated = False
 
     def to_json(self) -> str:
-        return json.dumps({"private": self.private, "created_at": self.created_at, "created_by": self.created_by})
+        return json.dumps(
+            {"private": self.private, "created_at": self.created_at, "created_by": self.created_by, "gated": self.gated}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RepoMeta:
+        data = json.loads(text)
+        gated = data.get("gated", False)
+        return cls(
+            bool(data["private"]),
+            float(data["created_at"]),
+            str(data["created_by"]),
+            gated if gated in ("auto", "manual") else False,
+        )

@@ -7,7 +7,6 @@ file is replaced in one ``os.replace``. Trees and commit objects are built in ``
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -35,6 +34,7 @@ from publisher.hub.server.objects import (
     SHORT_SHA_RE,
     CommitInfo,
     Entry,
+    Gated,
     LfsInfo,
     Operation,
     RepoKey,
@@ -123,12 +123,18 @@ class Repo:
 
     # ---------------------------------------------------------------- metadata
     def _read_meta(self) -> RepoMeta:
-        data = json.loads((self.path / "hub-meta.json").read_text())
-        return RepoMeta(bool(data["private"]), float(data["created_at"]), str(data["created_by"]))
+        return RepoMeta.from_json((self.path / "hub-meta.json").read_text())
 
     def set_private(self, private: bool) -> None:
+        self.update_settings(private=private)
+
+    def update_settings(self, *, private: bool | None = None, gated: Gated | None = None) -> None:
+        """Change visibility and/or gating (None: unchanged), stored atomically."""
         with self.lock:
-            self.meta.private = private
+            if private is not None:
+                self.meta.private = private
+            if gated is not None:
+                self.meta.gated = gated
             write_atomic(self.path / "hub-meta.json", self.meta.to_json().encode())
 
     # ---------------------------------------------------------------- objects

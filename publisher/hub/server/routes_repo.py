@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from publisher.hub.cardcheck import check_card
+from publisher.hub.server import schemas
 from publisher.hub.server.errors import (
     BadRequest,
     Conflict,
@@ -63,10 +64,8 @@ def register(app: HubApp, router: Router) -> None:
         return Response.json({"standardEnvVars": [], "harnesses": {}})
 
     def validate_yaml(req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-            return Response.json({"errors": [{"message": "body must be {content, repoType}"}], "warnings": []}, 400)
-        result = check_card(body["content"], str(body.get("repoType") or "model"))
+        body = schemas.parse(req, schemas.ValidateYaml)
+        result = check_card(body.content, body.repoType or "model")
         payload = {
             "errors": [{"message": m} for m in result.errors],
             "warnings": [{"message": m} for m in result.warnings],
@@ -74,27 +73,22 @@ def register(app: HubApp, router: Router) -> None:
         return Response.json(payload, 400 if result.errors else 200)
 
     # ---------------------------------------------------------------- repos
-    def _body_key(req: Request, body: dict[str, Any]) -> RepoKey:
-        rtype = body.get("type") or "model"
-        if rtype not in TYPES.values():
-            raise BadRequest(f"unsupported repo type {rtype!r}")
-        name = body.get("name")
+    def _body_key(req: Request, body: schemas.CreateRepo | schemas.DeleteRepo) -> RepoKey:
         who = app.identity(req)
-        ns = body.get("organization") or (who.user if who else None)
-        if not isinstance(name, str) or not isinstance(ns, str):
-            raise BadRequest("name (and organization, or a token) are required")
-        return app.key(rtype, ns, name)
+        ns = body.organization or (who.user if who else None)
+        if ns is None:
+            raise BadRequest("organization (or a token) is required")
+        return app.key(body.type or "model", ns, body.name)
 
     def create_repo(req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
+        body = schemas.parse(req, schemas.CreateRepo)
         who = app.identity(req)
         key = _body_key(req, body)
         app.check_write(who, key.namespace)
         assert who is not None
-        visibility = body.get("visibility")
-        private = visibility == "private" if visibility is not None else bool(body.get("private", False))
+        if body.private is not None and body.visibility is not None:
+            raise BadRequest("pass private or visibility, not both")
+        private = body.visibility == "private" if body.visibility is not None else bool(body.private)
         url = repo_url(req, key)
         if app.store.get(key) is not None:
             return Response.json(
@@ -109,10 +103,7 @@ def register(app: HubApp, router: Router) -> None:
         return Response.json({"url": url, "name": key.repo_id, "id": key.repo_id})
 
     def delete_repo(req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        key = _body_key(req, body)
+        key = _body_key(req, schemas.parse(req, schemas.DeleteRepo))
         app.write_repo(req, key)
         app.store.delete(key)
         return Response.json({})
@@ -120,14 +111,14 @@ def register(app: HubApp, router: Router) -> None:
     def settings(req: Request) -> Response:
         key = key_of(req)
         repo, _ = app.write_repo(req, key)
-        body = req.json()
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        if "visibility" in body:
-            repo.set_private(body["visibility"] == "private")
-        elif "private" in body:
-            repo.set_private(bool(body["private"]))
-        return Response.json({})
+        body = schemas.parse(req, schemas.RepoSettings)
+        if body.private is not None and body.visibility is not None:
+            raise BadRequest("pass private or visibility, not both")
+        if body.private is None and body.visibility is None and body.gated is None:
+            raise BadRequest("no setting to change: send private, visibility or gated")
+        private = body.visibility == "private" if body.visibility is not None else body.private
+        repo.update_settings(private=private, gated=body.gated)
+        return Response.json({"private": repo.meta.private, "gated": repo.meta.gated})
 
     def list_repos(req: Request) -> Response:
         rtype = TYPES.get(req.params["rtype"])
@@ -212,12 +203,9 @@ def register(app: HubApp, router: Router) -> None:
     # ---------------------------------------------------------------- refs
     def create_tag(req: Request) -> Response:
         repo, who = app.write_repo(req, key_of(req))
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("tag"), str):
-            raise BadRequest("body must be {tag, message?}")
-        message = body.get("message")
-        target = repo.create_tag(body["tag"], req.params["rev"], message if isinstance(message, str) else None, who.user)
-        return Response.json({"tag": body["tag"], "targetCommit": target})
+        body = schemas.parse(req, schemas.CreateTag)
+        target = repo.create_tag(body.tag, req.params["rev"], body.message, who.user)
+        return Response.json({"tag": body.tag, "targetCommit": target})
 
     def delete_tag(req: Request) -> Response:
         repo, _ = app.write_repo(req, key_of(req))
@@ -226,9 +214,8 @@ def register(app: HubApp, router: Router) -> None:
 
     def create_branch(req: Request) -> Response:
         repo, _ = app.write_repo(req, key_of(req))
-        body = req.json() or {}
-        start = body.get("startingPoint") if isinstance(body, dict) else None
-        target = repo.create_branch(req.params["branch"], start if isinstance(start, str) else None)
+        body = schemas.parse(req, schemas.CreateBranch, empty_ok=True)
+        target = repo.create_branch(req.params["branch"], body.startingPoint)
         return Response.json({"branch": req.params["branch"], "targetCommit": target})
 
     def delete_branch(req: Request) -> Response:
