@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import IO
 
 from publisher.hub.ids import RESERVED_NAMESPACES, InvalidName, check_repo_part
-from publisher.hub.server import pages, routes_files, routes_repo, routes_upload
+from publisher.hub.server import pages, routes_files, routes_manage, routes_repo, routes_upload
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.auth import Identity, Scope, TokenStore
 from publisher.hub.server.errors import (
@@ -40,6 +40,7 @@ log = logging.getLogger("publisher.hub.server")
 # Routes are tried in this order; the pages (``/{ns}/{name}``) come last.
 ROUTE_MODULES = (
     routes_repo,
+    routes_manage,
     routes_upload,
     routes_files,
     pages,
@@ -107,7 +108,7 @@ class HubApp:
         req.context["identity"] = self.authenticate(req)
         match = self.router.match(req.method, req.segments)
         if match is None:
-            raise NotFound(f"no route for {req.method} {req.path}")
+            raise NotFound(f"no route for {req.method} {req.path}: the local Hub does not serve this (README: local Hub)")
         handler, params, pattern = match
         req.params = params
         with self._stats_lock:
@@ -144,22 +145,30 @@ class HubApp:
             raise BadRequest(str(e)) from e
         return RepoKey(repo_type, namespace, name)
 
+    @staticmethod
+    def can_read(who: Identity | None, repo: Repo) -> bool:
+        return not repo.meta.private or (who is not None and who.can_read(repo.key))
+
     def read_repo(self, req: Request, key: RepoKey) -> Repo:
         who = self.identity(req)
         repo = self.store.get(key)
-        if repo is None or (repo.meta.private and not (who and who.owns(key.namespace))):
+        if repo is None or not self.can_read(who, repo):
             raise RepoNotFound(key.repo_id, anonymous=who is None)
         return repo
 
     def write_repo(self, req: Request, key: RepoKey) -> tuple[Repo, Identity]:
         repo = self.read_repo(req, key)
-        return repo, self.check_write(self.identity(req), key.namespace)
+        return repo, self.check_write(self.identity(req), key.namespace, repo=key)
 
     @staticmethod
-    def check_write(who: Identity | None, namespace: str) -> Identity:
+    def check_write(who: Identity | None, namespace: str, *, repo: RepoKey | None = None) -> Identity:
+        """``who`` may write to ``namespace`` (creating repos there), or only to ``repo`` when
+        the token is scoped to one repo (trusted publishing)."""
         if who is None:
             raise Unauthorized("You must be authenticated to do this (send a write token)")
-        if not who.owns(namespace):
+        if not (who.owns(namespace) or (repo is not None and who.can_read(repo))):
+            if who.repo is not None:
+                raise Forbidden(f"This token is scoped to the repo {who.repo.repo_id}; it cannot write elsewhere")
             raise Forbidden(f'You don\'t have the rights to write to the namespace "{namespace}"')
         if who.scope != "write":
             raise Forbidden("This token has read scope; writing needs a token with write scope")

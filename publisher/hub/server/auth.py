@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from publisher.hub.server.accounts import check_new_names
 from publisher.hub.server.atomic import write_atomic
+from publisher.hub.server.objects import RepoKey
 
 Scope = Literal["read", "write"]
 SCOPES: tuple[Scope, ...] = ("read", "write")
@@ -34,14 +35,19 @@ class Identity:
     scope: Scope
     orgs: tuple[str, ...]
     token_name: str
+    repo: RepoKey | None = None  # a token scoped to one repo (trusted publishing) owns no namespace
 
     @property
     def namespaces(self) -> frozenset[str]:
-        return frozenset((self.user, *self.orgs))
+        return frozenset() if self.repo is not None else frozenset((self.user, *self.orgs))
 
     def owns(self, namespace: str) -> bool:
         """Exact: names are unique ignoring case (``accounts``), so ``BOB`` never owns ``bob``."""
         return namespace in self.namespaces
+
+    def can_read(self, key: RepoKey) -> bool:
+        """Private repos: those of the namespaces owned, or the one repo of a scoped token."""
+        return key == self.repo if self.repo is not None else self.owns(key.namespace)
 
     def can_write(self, namespace: str) -> bool:
         return self.scope == "write" and self.owns(namespace)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from publisher.hub.cardcheck import check_card
-from publisher.hub.server import schemas
+from publisher.hub.server import listing, schemas
 from publisher.hub.server.errors import (
     BadRequest,
     Conflict,
@@ -14,8 +14,9 @@ from publisher.hub.server.errors import (
     RepoNotFound,
     Unauthorized,
 )
+from publisher.hub.server.history import last_commit_item, last_commits
 from publisher.hub.server.http import Request, Response, Router
-from publisher.hub.server.storage import RepoKey, Snapshot
+from publisher.hub.server.storage import Repo, RepoKey, Snapshot
 from publisher.hub.server.views import commit_item, paginate, repo_info, tree_item
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def register(app: HubApp, router: Router) -> None:
         rtype = TYPES.get(req.params["rtype"])
         if rtype is None:
             raise RepoNotFound(req.params["rtype"])
+        listing.check_params(req)
         who = app.identity(req)
         author, search = req.arg("author"), (req.arg("search") or "").lower()
         items = []
@@ -133,19 +135,19 @@ def register(app: HubApp, router: Router) -> None:
             if search and search not in key.repo_id.lower():
                 continue
             repo = app.store.get(key)
-            if repo is None or (repo.meta.private and not (who and who.owns(key.namespace))):
+            if repo is None or not app.can_read(who, repo):
                 continue
             head = repo.branch_head("main")
             if head is None:
                 continue
             info = repo_info(repo, repo.snapshot(head), files_metadata=False, cache=info_cache)
+            if not listing.matches(info, req):
+                continue
             if not req.flag("full"):
                 info.pop("siblings", None)
-            items.append(info)
-        limit = req.arg("limit")
-        if limit and limit.isdigit():
-            items = items[: int(limit)]
-        page, headers = paginate(req, items, 1000, app.base_url(req))
+            items.append(listing.Listed(info, created=repo.meta.created_at, modified=repo.modified_ns()))
+        items_json = [item.info for item in listing.limited(listing.ordered(items, req), req)]
+        page, headers = paginate(req, items_json, 1000, app.base_url(req))
         return Response.json(page, headers=headers)
 
     # ---------------------------------------------------------------- reading
@@ -155,20 +157,31 @@ def register(app: HubApp, router: Router) -> None:
             info_cache.clear()  # derived data per commit: cheap to rebuild, never stale
         return Response.json(repo_info(repo, snap, files_metadata=req.flag("blobs"), cache=info_cache))
 
+    def expanded(repo: Repo, snap: Snapshot, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``expand=True``: each item's ``lastCommit`` (the newest commit that changed it)."""
+        found = last_commits(repo, snap.commit.id, [item["path"] for item in items])
+        for item in items:
+            if item["path"] in found:
+                item["lastCommit"] = last_commit_item(found[item["path"]])
+        return items
+
     def tree(req: Request) -> Response:
-        _repo, snap = snapshot_at(req, req.params["rev"])
+        repo, snap = snapshot_at(req, req.params["rev"])
         path = req.params.get("path", "").strip("/")
+        expand = req.flag("expand")
         if path and path not in snap.dirs:
             if path in snap.files:
                 items = [tree_item(snap.files[path])]
-                return Response.json(items)
+                return Response.json(expanded(repo, snap, items) if expand else items)
             raise EntryNotFound(path, snap.commit.id)
         listing = [tree_item(e) for e in snap.listing(path, req.flag("recursive"))]
-        page, headers = paginate(req, listing, app.settings.page_size, app.base_url(req))
-        return Response.json(page, headers=headers)
+        # the Hub pages expanded listings by 50: each page walks history for its items only
+        page_size = min(app.settings.page_size, 50) if expand else app.settings.page_size
+        page, headers = paginate(req, listing, page_size, app.base_url(req))
+        return Response.json(expanded(repo, snap, page) if expand else page, headers=headers)
 
     def paths_info(req: Request) -> Response:
-        _repo, snap = snapshot_at(req, req.params["rev"])
+        repo, snap = snapshot_at(req, req.params["rev"])
         form = parse_qs(req.body.read_all().decode("utf-8", "replace"))
         out = []
         for path in form.get("paths", []):
@@ -177,19 +190,19 @@ def register(app: HubApp, router: Router) -> None:
                 out.append(tree_item(snap.files[path]))
             elif path in snap.dirs:
                 out.append(tree_item((path, snap.dirs[path])))
-        return Response.json(out)
+        expand = (form.get("expand") or ["false"])[-1].lower() in ("1", "true")
+        return Response.json(expanded(repo, snap, out) if expand else out)
 
     def refs(req: Request) -> Response:
         repo = app.read_repo(req, key_of(req))
-        branches: list[dict[str, str]] = []
-        tags: list[dict[str, str]] = []
+        kinds: dict[str, list[dict[str, str]]] = {"heads": [], "tags": [], "pr": []}
         for full, target in sorted(repo.refs().items()):
             kind, _, name = full[len("refs/") :].partition("/")
-            item = {"name": name, "ref": full, "targetCommit": target}
-            (branches if kind == "heads" else tags).append(item)
-        out: dict[str, Any] = {"branches": branches, "converts": [], "tags": tags}
+            kinds[kind].append({"name": full if kind == "pr" else name, "ref": full, "targetCommit": target})
+        kinds["pr"].sort(key=lambda item: int(item["ref"].rsplit("/", 1)[1]))
+        out: dict[str, Any] = {"branches": kinds["heads"], "converts": [], "tags": kinds["tags"]}
         if req.flag("include_prs"):
-            out["pullRequests"] = []
+            out["pullRequests"] = kinds["pr"]
         return Response.json(out)
 
     def commits(req: Request) -> Response:

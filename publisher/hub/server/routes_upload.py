@@ -220,12 +220,18 @@ def register(app: HubApp, router: Router) -> None:
     def commit(req: Request) -> Response:
         key = key_of(req)
         repo, who = app.write_repo(req, key)
-        if req.flag("create_pr"):
-            raise BadRequest("pull requests are not supported by the local Hub")
         branch = req.params["rev"]
         if repo.branch_head(branch) is None:
             raise RevisionNotFound(branch)
         header, ops = read_commit_lines(req)
+        base = f"{app.base_url(req)}/{key.url_prefix}{key.repo_id}"
+        if req.flag("create_pr"):
+            oid, num = repo.open_pull_request(
+                branch, ops, title=header.summary, description=header.description or "",
+                parent=header.parentCommit, author=who.user,
+            )
+            return Response.json({"success": True, "commitOid": oid, "commitUrl": f"{base}/commit/{oid}",
+                                  "pullRequestUrl": f"{base}/discussions/{num}"})
         oid = repo.commit(
             branch,
             ops,
@@ -234,8 +240,8 @@ def register(app: HubApp, router: Router) -> None:
             parent=header.parentCommit,
             author=who.user,
         )
-        url = f"{app.base_url(req)}/{key.url_prefix}{key.repo_id}/commit/{oid}"
-        return Response.json({"success": True, "commitOid": oid, "commitUrl": url, "pullRequestUrl": None})
+        return Response.json({"success": True, "commitOid": oid, "commitUrl": f"{base}/commit/{oid}",
+                              "pullRequestUrl": None})
 
     api = "/api/{rtype}/{ns}/{name}"
     router.add("POST", f"{api}/preupload/{{rev}}", preupload)
