@@ -19,6 +19,7 @@ from pathlib import Path
 
 from publisher.build import BuildOptions
 from publisher.determinism import tensor_seed
+from publisher.hub.server.rootdir import make_root
 from publisher.release import ReleaseOptions, Row, load_catalog, run_release
 from publisher.sources import HUB_REF_RE
 from publisher.standins import FAMILY_BASE_SEED, TINY, Recipe, generate_model
@@ -136,8 +137,7 @@ def run_demo(
     from publisher.hub.server import LocalHub
 
     t0 = time.monotonic()
-    out = out.absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_root(out.absolute())  # scratch holding a Hub's secret: git ignores all of it
     parents = external_parents(recipes_dir)
     namespaces = tuple(sorted({r.split("/")[0] for r in parents} | {n.split("/")[0] for n in load_catalog(recipes_dir)}))
     with _demo_cache(out / "hf-cache"), LocalHub(out / "hub") as hub:

@@ -2,7 +2,7 @@
 # Installs the Debian packages the test suite drives, as root or through sudo, only when missing.
 # Add a package here as "<binary>:<debian package>".
 set -euo pipefail
-wanted=("/usr/bin/chromium:chromium" "/usr/bin/jq:jq")
+wanted=("/usr/bin/chromium:chromium" "/usr/bin/jq:jq" "/usr/bin/git-lfs:git-lfs")
 missing=()
 for entry in "${wanted[@]}"; do
   [ -x "${entry%%:*}" ] || missing+=("${entry#*:}")

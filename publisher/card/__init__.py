@@ -18,7 +18,7 @@ _EXPORTS = {
     "RenderedCard": "publisher.card.render",
     "build_strips": "publisher.card.render",
     "render_cards": "publisher.card.render",
-    "validate_card_text": "publisher.card.render",
+    "validate_card_text": "publisher.card.validate",
     "ModelFacts": "publisher.card.facts",
     "Strip": "publisher.card.facts",
     "model_facts": "publisher.card.facts",

@@ -13,59 +13,41 @@ build are written only once all of them rendered. Same inputs, same bytes.
 from __future__ import annotations
 
 import os
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 import jinja2
 
-from publisher import __version__
 from publisher.card import evals, params
+from publisher.card.context import BuildContext, model_context
 from publisher.card.facts import ModelFacts, Strip, model_facts, strip_of
-from publisher.card.licenses import (
-    class_descriptions,
-    license_class,
-    license_problems,
-    license_title,
-    license_url,
+from publisher.card.fetchers import CardFetcher, HubFetcher
+from publisher.card.frontmatter import front_matter
+from publisher.card.license_check import LicenseReport, check_licenses, derive_license
+from publisher.card.licenses import license_problems
+from publisher.card.lineage import DEFAULT_MAX_DEPTH, Lineage, LineageNode, LineageResolver
+from publisher.card.origin import SiblingRecipes
+from publisher.card.templates import (
+    DEFAULT_TEMPLATE,
+    TEMPLATES_DIR,
+    render_template,
+    template_environment,
 )
-from publisher.card.lineage import (
-    DEFAULT_MAX_DEPTH,
-    CardFetcher,
-    HubFetcher,
-    LicenseReport,
-    Lineage,
-    LineageNode,
-    LineageResolver,
-    SiblingRecipes,
-    check_licenses,
-    derive_license,
-)
-from publisher.card.text import finalize as md_finalize
-from publisher.card.text import (
-    md_cell,
-    md_code,
-    md_fenced,
-    md_inline,
-    md_paragraphs,
-    mermaid_label,
-    py_str,
-)
+from publisher.card.validate import validate_card_text
 from publisher.errors import CardError, LicenseError, PublisherError
 from publisher.manifest import RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
 from publisher.recipe import LoadedRecipe, load_recipe
 from publisher.tensors import ModelFiles
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-DEFAULT_TEMPLATE = "card/default.md.j2"
 README = "README.md"
-RELATIONS = ("merge", "quantized", "finetune", "adapter")
-LANGUAGE_SPECIAL = ("code", "multilingual")
+# re-exported: callers import these from here
+__all__ = [
+    "DEFAULT_TEMPLATE", "TEMPLATES_DIR", "CardsResult", "RenderedCard", "build_strips",
+    "render_cards", "template_environment", "validate_card_text", "write_atomic",
+]
 
 
 @dataclass
@@ -89,162 +71,6 @@ class CardsResult:
     written: list[Path] = field(default_factory=list)
     license: LicenseReport | None = None
     lineage: Lineage | None = None
-
-
-# ----------------------------------------------------------------------------- templates
-
-
-def template_environment(user_dir: Path | None = None, templates_dir: Path | None = None) -> jinja2.Environment:
-    """Strict, Markdown-escaping Jinja2: the user's folder, the catalog's templates, the built-in ones.
-
-    A catalog's ``templates/card/default.md.j2`` replaces the built-in default of that name; it
-    can still extend the original as ``builtin/card/default.md.j2``.
-    """
-    loaders: list[jinja2.BaseLoader] = []
-    if user_dir is not None:
-        loaders.append(jinja2.FileSystemLoader(str(user_dir)))
-    if templates_dir is not None and Path(templates_dir).resolve() != TEMPLATES_DIR:
-        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
-    loaders.append(jinja2.FileSystemLoader(str(TEMPLATES_DIR)))
-    loaders.append(jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(str(TEMPLATES_DIR))}))
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,  # so macro output is Markup; finalize escapes Markdown, not HTML only
-        finalize=md_finalize,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(
-        md=lambda v: jinja2.utils.markupsafe.Markup(md_inline(v)),
-        paragraphs=md_paragraphs,
-        code=md_code,
-        fenced=md_fenced,
-        cell=lambda v: jinja2.utils.markupsafe.Markup(md_cell(v)),
-        py=py_str,
-        mermaid=mermaid_label,
-        join_names=_join_names,
-        thousands=lambda n: f"{int(n):,}",
-        gb=human_bytes,
-        url=url_filter,
-    )
-    return env
-
-
-def human_bytes(n: object) -> str:
-    """Decimal units, as the Hub shows file sizes: 14.5 GB, 83.2 kB."""
-    v = float(n)  # type: ignore[arg-type]
-    for unit, div in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if v >= div:
-            return f"{v / div:.1f} {unit}"
-    return f"{int(v)} B"
-
-
-def url_filter(value: object) -> Any:
-    """A URL safe to put inside ``(...)`` of a Markdown link."""
-    return jinja2.utils.markupsafe.Markup(quote(str(value), safe=":/?#@!$&*+,;=%-._~"))
-
-
-def _join_names(items: list[Any], word: str = "and") -> jinja2.utils.markupsafe.Markup:
-    """'A', 'A and B', 'A, B and C' — each item escaped unless already Markup."""
-    Markup = jinja2.utils.markupsafe.Markup
-    parts = [str(i) if isinstance(i, Markup) else md_inline(i) for i in items]
-    if len(parts) <= 1:
-        return Markup("".join(parts))
-    return Markup(f"{', '.join(parts[:-1])} {word} {parts[-1]}")
-
-
-def _template_location(exc: BaseException) -> str | None:
-    """``file:line`` of the innermost template frame in a rendering traceback."""
-    where = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        fname = frame.f_code.co_filename
-        if fname.endswith((".j2", ".jinja", ".jinja2", ".md", ".html")) or "/templates/" in fname:
-            where = f"{fname}:{lineno}"
-    return where
-
-
-def render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
-    try:
-        template = env.get_template(name)
-        return template.render(**context)
-    except jinja2.TemplateSyntaxError as e:
-        raise CardError(f"template syntax error: {e.message}", where=f"{e.filename or e.name}:{e.lineno}") from None
-    except jinja2.TemplateNotFound as e:
-        raise CardError(f"template not found: {e.name}", where=name, fix="check the template path") from None
-    except jinja2.UndefinedError as e:
-        raise CardError(
-            f"template uses an undefined variable ({e.message})",
-            where=_template_location(e) or name,
-            fix="see templates/card/default.md.j2 for the variables a card template gets",
-        ) from None
-    except PublisherError:
-        raise
-    except Exception as e:
-        raise CardError(f"template failed: {type(e).__name__}: {e}", where=_template_location(e) or name) from None
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def validate_card_text(text: str, where: str) -> Any:
-    """Parse and check a card the way the Hub would, offline; returns the ModelCard.
-
-    huggingface_hub parses the front matter (and the model-index); we check what it leaves
-    to the Hub: the license id, base_model repo ids, base_model_relation, language codes.
-    """
-    from huggingface_hub import ModelCard
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    if not text.startswith("---\n"):
-        raise CardError("the card does not start with a YAML front matter block", where=where)
-    try:
-        card = ModelCard(text)
-    except ValueError as e:
-        raise CardError(f"front matter rejected by huggingface_hub: {' '.join(str(e).split())[:300]}", where=where) from None
-    data = card.data.to_dict()
-    for problem in license_problems(data.get("license"), data.get("license_name"), data.get("license_link")):
-        raise CardError(problem, where=f"{where}: license")
-    bases = data.get("base_model")
-    for repo in [bases] if isinstance(bases, str) else (bases or []):
-        try:
-            if not isinstance(repo, str):
-                raise HFValidationError(f"{repo!r} is not a string")
-            validate_repo_id(repo)
-            if "/" not in repo:
-                raise HFValidationError("a base model must be 'namespace/name'")
-        except HFValidationError as e:
-            raise CardError(f"base_model {repo!r} is not a valid repo id ({e})", where=f"{where}: base_model") from None
-    relation = data.get("base_model_relation")
-    if relation is not None and relation not in RELATIONS:
-        raise CardError(f"base_model_relation {relation!r} is not one of {', '.join(RELATIONS)}", where=where)
-    if relation is not None and not bases:
-        raise CardError("base_model_relation without base_model", where=where)
-    langs = data.get("language")
-    for lang in [langs] if isinstance(langs, str) else (langs or []):
-        if not (isinstance(lang, str) and (lang in LANGUAGE_SPECIAL or (lang.isascii() and lang.isalpha() and lang.islower() and 2 <= len(lang) <= 3))):
-            raise CardError(
-                f"language {lang!r} is not an ISO 639-1/2/3 code", where=f"{where}: language",
-                fix="use codes like en, fr, deu, or 'code' / 'multilingual'",
-            )
-    for tag in data.get("tags") or []:
-        if not isinstance(tag, str) or not tag.strip() or any(c in tag for c in "\n\r\t"):
-            raise CardError(f"tag {tag!r} is not a one-line string", where=f"{where}: tags")
-    return card
-
-
-# ----------------------------------------------------------------------------- context
-
-
-def _hub_url(link_base: str) -> Callable[[str], Any]:
-    base = link_base.rstrip("/")
-
-    def url(repo_id: str) -> Any:
-        return jinja2.utils.markupsafe.Markup(f"{base}/{quote(repo_id, safe='/')}")
-
-    return url
 
 
 def _merged_card_recipe(
@@ -273,193 +99,6 @@ def _merged_card_recipe(
 
 def _tensor_names(folder: Path) -> list[str]:
     return sorted(ModelFiles.open(folder).tensors)
-
-
-@dataclass
-class _BuildContext:
-    manifest: Manifest
-    recipe: LoadedRecipe
-    base_dir: Path
-    lineage: Lineage
-    license: LicenseReport
-    license_name: str | None
-    license_link: str | None
-    eval_rows: list[evals.EvalRow]
-    merged_facts: ModelFacts
-    param_tables: list[params.ParamTable]
-    published: date
-    warnings: list[str]
-
-
-def _model_context(
-    ctx: _BuildContext,
-    variant: Variant,
-    facts: ModelFacts,
-    merged: Variant,
-    link_base: str,
-) -> dict[str, Any]:
-    m = ctx.manifest
-    r = ctx.recipe.recipe
-    card = r.card
-    is_quant = variant.name != "merged"
-    method = REGISTRY.get(m.merge_method)
-    merged_root = ctx.lineage.root
-    if is_quant:
-        root = LineageNode(
-            ref=variant.repo_id or f"{merged_root.label}-{variant.name}",
-            repo_id=variant.repo_id,
-            revision=None,
-            source="build",
-            status="ok",
-            license=merged_root.license,
-            license_name=merged_root.license_name,
-            license_link=merged_root.license_link,
-            relation="quantized",
-            method=None,
-            parents=[merged_root],
-            is_root=True,
-        )
-        lineage = Lineage(root, ctx.lineage.warnings)
-    else:
-        lineage = ctx.lineage
-    nodes, edges = lineage.graph()
-    strip = strip_of(facts, license=ctx.license.declared, published=ctx.published, version=m.recipe_version)
-    parents = [n for n in merged_root.parents]
-    base = r.merge.base_model
-    comparisons = evals.comparison_table(ctx.eval_rows, list(card.comparisons)) if ctx.eval_rows or card.comparisons else None
-    recipe_text = ctx.recipe.text.decode("utf-8", errors="replace")
-    model_name = variant.repo_id or f"{m.recipe_name or 'model'}{'' if not is_quant else '-' + variant.name}"
-    lic_id = ctx.license.declared
-    context: dict[str, Any] = {
-        "model": {
-            "repo_id": variant.repo_id,
-            "name": model_name,
-            "short_name": model_name.split("/")[-1],
-            "namespace": model_name.split("/")[0] if "/" in model_name else None,
-            "variant": variant.name,
-            "is_quantized": is_quant,
-            "version": m.recipe_version,
-            "published": strip.published_text,
-            "published_iso": ctx.published.isoformat(),
-        },
-        "merged": {
-            "repo_id": merged.repo_id,
-            "name": merged.repo_id or m.recipe_name or "the merged model",
-            "facts": ctx.merged_facts,
-        },
-        "strip": strip,
-        "facts": facts,
-        "quantization": facts.quantization,
-        "text": {
-            "summary": card.summary,
-            "description": card.description,
-            "use_cases": list(card.use_cases),
-            "limitations": list(card.limitations),
-        },
-        "merge": {
-            "method": m.merge_method,
-            "pretty": (method.pretty_name if method and method.pretty_name else m.merge_method),
-            "reference_url": method.reference_url if method and method.reference_url else None,
-            "base": base,
-            "parents": parents,
-            "others": [p for p in parents if p.ref != base and p.repo_id != base],
-            "dtype": r.merge.dtype,
-            "out_dtype": m.out_dtype,
-            "compute_dtype": m.compute_dtype,
-            "tables": ctx.param_tables,
-            "slices": [
-                {"sources": [(s.model, f"{s.layer_range[0]}–{s.layer_range[1] - 1}") for s in sl.sources]}
-                for sl in r.merge.slices or []
-            ],
-            "tokenizer_source": r.merge.tokenizer_source,
-            "known_method": method is not None,
-        },
-        "lineage": {
-            "rows": lineage.rows(),
-            "nodes": nodes,
-            "edges": edges,
-            "warnings": list(ctx.lineage.warnings),
-        },
-        "license": {
-            "id": lic_id,
-            "title": license_title(lic_id) if lic_id != "other" else (ctx.license_name or "other"),
-            "url": ctx.license_link if lic_id == "other" else license_url(lic_id),
-            "class": license_class(lic_id),
-            "class_text": class_descriptions().get(license_class(lic_id), ""),
-            "declared": card.license is not None,
-            "derived_from": ctx.license.derived_from,
-            "reason": card.license_reason,
-            "conflicts": ctx.license.conflicts,
-            "unchecked": ctx.license.unchecked,
-        },
-        "evaluation": {
-            "rows": ctx.eval_rows,
-            "comparisons": comparisons,
-            "measured_on": merged.repo_id if is_quant else None,
-        },
-        "reproduce": {
-            "recipe": recipe_text,
-            "recipe_name": "recipe.yaml",
-            "command": "publisher build recipe.yaml",
-        },
-        "provenance": {
-            "inputs": m.inputs,
-            "seed": m.seed,
-            "tool": m.tool,
-            "card_tool": f"publisher {__version__}",
-            "recipe_sha256": m.recipe_sha256,
-            "created": m.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "random_method": bool(method and method.random),
-        },
-        "hub_url": _hub_url(link_base),
-        "format_metric": evals.format_metric,
-    }
-    return context
-
-
-def _front_matter(ctx: _BuildContext, variant: Variant, facts: ModelFacts, merged: Variant, model_name: str) -> Any:
-    from huggingface_hub import ModelCardData
-
-    r = ctx.recipe.recipe
-    card = r.card
-    is_quant = variant.name != "merged"
-    tags: list[str] = ["merge", ctx.manifest.merge_method]
-    if facts.architecture.model_type:
-        tags.append(facts.architecture.model_type)
-    if is_quant and facts.quantization:
-        tags += [facts.quantization.label.lower(), facts.quantization.scheme]
-        if facts.quantization.method == "compressed-tensors":
-            tags.append("compressed-tensors")
-    tags += list(card.tags)
-    if is_quant:
-        base_model: str | list[str] | None = merged.repo_id
-        relation = "quantized" if merged.repo_id else None
-        results = None
-    else:
-        repos = [p.repo_id for p in ctx.lineage.root.parents if p.repo_id]
-        base_model = repos or None
-        relation = "merge" if repos else None
-        results = evals.eval_results(ctx.eval_rows) if ctx.eval_rows else None
-    kwargs: dict[str, Any] = {}
-    if relation:
-        kwargs["base_model_relation"] = relation
-    return ModelCardData(
-        base_model=base_model,
-        datasets=list(card.datasets) or None,
-        language=card.language,
-        library_name="transformers",
-        license=ctx.license.declared,
-        license_name=ctx.license_name,
-        license_link=ctx.license_link,
-        pipeline_tag=facts.task,
-        tags=tags,
-        eval_results=results,
-        model_name=model_name if results else None,
-        **kwargs,
-    )
-
-
-# ----------------------------------------------------------------------------- entry point
 
 
 def render_cards(
@@ -517,13 +156,63 @@ def render_cards(
     merged_folder = build_dir / merged.folder
     merged_facts = model_facts(merged_folder, context_length=card.context_length)
 
-    # lineage of the merged model
     resolver = LineageResolver(
         fetcher=fetcher if fetcher is not None else HubFetcher(endpoint=endpoint, token=token, cache_dir=cache_dir),
         siblings=siblings,
         max_depth=max_depth,
         warn=_warn,
     )
+    lineage = _merged_lineage(manifest, merged, resolver, _warn)
+    report, lic_name, lic_link = _checked_license(loaded, lineage, strict=strict, warn=_warn)
+
+    eval_rows = evals.load_evaluations(card.evaluations, base_dir)
+    method = REGISTRY.get(manifest.merge_method)
+    tables: list[params.ParamTable] = []
+    if method is not None:
+        names = _tensor_names(merged_folder)
+        layers = merged_facts.architecture.layers or 0
+        tables = params.parameter_tables(loaded.recipe.merge, method, names, layers)
+
+    published_date = published or manifest.created.date()
+    ctx = BuildContext(
+        manifest=manifest,
+        recipe=loaded,
+        base_dir=base_dir,
+        lineage=lineage,
+        license=report,
+        license_name=lic_name,
+        license_link=lic_link,
+        eval_rows=eval_rows,
+        merged_facts=merged_facts,
+        param_tables=tables,
+        published=published_date,
+        warnings=warnings,
+    )
+
+    env, tpl_name = _card_template(template, card.template, base_dir, templates_dir)
+
+    cards = [
+        _render_variant(ctx, env, tpl_name, variant, merged, build_dir, link_base)
+        for variant in [merged, *[v for v in manifest.variants if v.name != "merged"]]
+    ]
+
+    for w in resolver.warnings:
+        _warn(w)
+    if strict and warnings:
+        more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+        raise CardError(f"strict: {warnings[0]}{more}", where=str(build_dir), fix="fix the ancestry, or drop --strict")
+
+    result = CardsResult(cards=cards, warnings=warnings, license=report, lineage=lineage)
+    if write:
+        for c in cards:
+            result.written.append(write_atomic(c.path, c.text))
+    return result
+
+
+def _merged_lineage(
+    manifest: Manifest, merged: Variant, resolver: LineageResolver, warn: Callable[[str], None]
+) -> Lineage:
+    """The merged model's family tree: its inputs from the manifest, their ancestors from cards."""
     root_label = merged.repo_id or manifest.recipe_name or "this model"
     root = LineageNode(
         ref=root_label,
@@ -539,7 +228,7 @@ def render_cards(
         local = Path(inp.path)
         use_local = inp.kind == "local" or (local / README).is_file()
         if inp.kind == "local" and not inp.repo_id:
-            _warn(f"parent {inp.ref} is a local folder: it cannot be listed in base_model")
+            warn(f"parent {inp.ref} is a local folder: it cannot be listed in base_model")
         root.parents.append(
             resolver.node(
                 inp.ref,
@@ -550,9 +239,15 @@ def render_cards(
                 depth=1,
             )
         )
-    lineage = Lineage(root, resolver.warnings)
+    return Lineage(root, resolver.warnings)
 
-    # license: declared or derived, then checked over the whole ancestry
+
+def _checked_license(
+    loaded: LoadedRecipe, lineage: Lineage, *, strict: bool, warn: Callable[[str], None]
+) -> tuple[LicenseReport, str | None, str | None]:
+    """(report, license_name, license_link): declared or derived, then checked over the ancestry."""
+    card = loaded.recipe.card
+    root = lineage.root
     lic, lic_name, lic_link = card.license, card.license_name, card.license_link
     derived: list[str] = []
     if lic is None:
@@ -564,79 +259,58 @@ def render_cards(
             if strict:
                 raise
             # not guessed: the card says "unknown" (a Hub id) until the recipe declares one
-            _warn(f"{e.what}; the card says license: unknown (declare card.license)")
+            warn(f"{e.what}; the card says license: unknown (declare card.license)")
             lic, lic_name, lic_link, derived = "unknown", None, None, []
     for problem in license_problems(lic, lic_name, lic_link):
         raise CardError(problem, where=f"{loaded.path}: card.license", fix=None)
     report = check_licenses(lineage, lic, reason=card.license_reason, derived_from=derived)
     if card.license_reason and not report.conflicts:
-        _warn(f"card.license_reason is set, but no ancestor's license conflicts with {lic}")
+        warn(f"card.license_reason is set, but no ancestor's license conflicts with {lic}")
     root.license, root.license_name, root.license_link = lic, lic_name, lic_link
+    return report, lic_name, lic_link
 
-    eval_rows = evals.load_evaluations(card.evaluations, base_dir)
-    method = REGISTRY.get(manifest.merge_method)
-    tables: list[params.ParamTable] = []
-    if method is not None:
-        names = _tensor_names(merged_folder)
-        layers = merged_facts.architecture.layers or 0
-        tables = params.parameter_tables(loaded.recipe.merge, method, names, layers)
 
-    published_date = published or manifest.created.date()
-    ctx = _BuildContext(
-        manifest=manifest,
-        recipe=loaded,
-        base_dir=base_dir,
-        lineage=lineage,
-        license=report,
-        license_name=lic_name,
-        license_link=lic_link,
-        eval_rows=eval_rows,
-        merged_facts=merged_facts,
-        param_tables=tables,
-        published=published_date,
-        warnings=warnings,
-    )
-
-    # the template: --template > card.template (relative to the recipe) > default
+def _card_template(
+    template: Path | None, recipe_template: str | None, base_dir: Path, templates_dir: Path | None
+) -> tuple[jinja2.Environment, str]:
+    """The environment and template name: --template > card.template (relative to the recipe) > default."""
     if template is not None:
         tpl_path: Path | None = Path(template)
-    elif card.template:
-        tpl_path = base_dir / card.template
+    elif recipe_template:
+        tpl_path = base_dir / recipe_template
     else:
         tpl_path = None
     if tpl_path is not None and not tpl_path.is_file():
         raise CardError(f"template {tpl_path} not found", where="card.template", fix="give a path relative to the recipe")
     env = template_environment(tpl_path.resolve().parent if tpl_path else None, templates_dir)
-    tpl_name = tpl_path.name if tpl_path else DEFAULT_TEMPLATE
+    return env, (tpl_path.name if tpl_path else DEFAULT_TEMPLATE)
 
-    cards: list[RenderedCard] = []
-    for variant in [merged, *[v for v in manifest.variants if v.name != "merged"]]:
-        folder = build_dir / variant.folder
-        facts = merged_facts if variant is merged else model_facts(folder, context_length=card.context_length)
-        context = _model_context(ctx, variant, facts, merged, link_base)
-        body = render_template(env, tpl_name, context)
-        data = _front_matter(ctx, variant, facts, merged, context["model"]["name"])
-        text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
-        if not text.endswith("\n"):
-            text += "\n"
-        where = str(folder / README)
-        parsed = validate_card_text(text, where)
-        if parsed.data.to_dict() != data.to_dict():
-            raise CardError("the card's front matter does not read back as written", where=where)
-        strip = strip_of(facts, license=lic, published=published_date, version=manifest.recipe_version)
-        cards.append(RenderedCard(variant.name, variant.repo_id, folder, text, strip, facts))
 
-    for w in resolver.warnings:
-        _warn(w)
-    if strict and warnings:
-        more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
-        raise CardError(f"strict: {warnings[0]}{more}", where=str(build_dir), fix="fix the ancestry, or drop --strict")
-
-    result = CardsResult(cards=cards, warnings=warnings, license=report, lineage=lineage)
-    if write:
-        for c in cards:
-            result.written.append(write_atomic(c.path, c.text))
-    return result
+def _render_variant(
+    ctx: BuildContext,
+    env: jinja2.Environment,
+    tpl_name: str,
+    variant: Variant,
+    merged: Variant,
+    build_dir: Path,
+    link_base: str,
+) -> RenderedCard:
+    """One variant's card: body from the template, front matter from ModelCardData, validated."""
+    folder = build_dir / variant.folder
+    context_length = ctx.recipe.recipe.card.context_length
+    facts = ctx.merged_facts if variant is merged else model_facts(folder, context_length=context_length)
+    context = model_context(ctx, variant, facts, merged, link_base)
+    body = render_template(env, tpl_name, context)
+    data = front_matter(ctx, variant, facts, merged, context["model"]["name"])
+    text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
+    if not text.endswith("\n"):
+        text += "\n"
+    where = str(folder / README)
+    parsed = validate_card_text(text, where)
+    if parsed.data.to_dict() != data.to_dict():
+        raise CardError("the card's front matter does not read back as written", where=where)
+    strip = strip_of(facts, license=ctx.license.declared, published=ctx.published, version=ctx.manifest.recipe_version)
+    return RenderedCard(variant.name, variant.repo_id, folder, text, strip, facts)
 
 
 def write_atomic(path: Path, text: str) -> Path:

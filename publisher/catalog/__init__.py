@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from publisher.card.lineage import CardFetcher, FolderFetcher
+from publisher.card.fetchers import CardFetcher, FolderFetcher
 from publisher.catalog.records import RepoRecord, Skipped, SkipRepo
 from publisher.catalog.schema import Catalog, CatalogEntry
 from publisher.errors import CatalogError

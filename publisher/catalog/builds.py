@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from publisher.card.facts import model_facts
-from publisher.card.lineage import FetchError
+from publisher.card.fetchers import FetchError
 from publisher.catalog.records import (
     RepoRecord,
     Skipped,

@@ -14,15 +14,9 @@ from typing import Any
 import yaml
 
 from publisher.card.facts import ModelFacts, strip_of
-from publisher.card.lineage import (
-    CardFetcher,
-    FetchError,
-    Lineage,
-    LineageNode,
-    LineageResolver,
-    SiblingRecipes,
-    parse_card,
-)
+from publisher.card.fetchers import CardFetcher, FetchError
+from publisher.card.lineage import Lineage, LineageNode, LineageResolver
+from publisher.card.origin import SiblingRecipes, parse_card
 from publisher.catalog.markdown import first_paragraph
 from publisher.catalog.records import RepoRecord, SkipRepo
 from publisher.catalog.schema import (

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from publisher.card.facts import model_facts
-from publisher.card.lineage import FetchError
+from publisher.card.fetchers import FetchError
 from publisher.catalog.records import (
     VERSION_TAG,
     RepoRecord,

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from publisher.card.lineage import FolderFetcher
+    from publisher.card.fetchers import FolderFetcher
     from publisher.card.render import render_cards
 
     published = None

@@ -15,7 +15,7 @@ class InvalidName(ValueError):
 
 
 # Full matches only (``fullmatch``): ``$`` would accept a trailing newline.
-_PART = re.compile(r"[A-Za-z0-9_.-]{1,96}")
+_PART = re.compile(r"\A[A-Za-z0-9_.-]{1,96}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # ``~ ^ : ? * [ \`` and space are not allowed in git ref names.
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")

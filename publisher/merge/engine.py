@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from publisher.allocator import bound_allocator
 from publisher.errors import MergeError, OutputError
 from publisher.lazy import torch
 from publisher.merge.hashing import InputHasher
@@ -289,6 +290,7 @@ class Engine:
 
     def run(self) -> dict[str, list[FileDigest]]:
         torch.set_num_threads(1)  # parallelism comes from the pool, one tensor per thread
+        bound_allocator()  # freed tensors go back to the OS: peak RSS follows the budget
         self.work_dir.mkdir(parents=True, exist_ok=True)
         done = self._load_progress()
         hasher = self.hasher = InputHasher(self.hash_paths)

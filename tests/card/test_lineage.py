@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from cardkit import HUB, RECIPES
 
+from publisher.card.fetchers import FolderFetcher
 from publisher.card.licenses import conflict, is_hub_license, license_class, license_problems
-from publisher.card.lineage import FolderFetcher, parse_card
+from publisher.card.origin import parse_card
 from publisher.card.render import render_cards
 from publisher.cli import main
 from publisher.errors import CardError, LicenseError

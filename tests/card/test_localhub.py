@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 from cardkit import HUB
 from huggingface_hub import HfApi, constants
 
-from publisher.card.lineage import FolderFetcher, HubFetcher
+from publisher.card.fetchers import FolderFetcher, HubFetcher
 from publisher.card.render import render_cards
 from publisher.errors import CardError
 from publisher.hub.server import LocalHub

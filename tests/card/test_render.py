@@ -12,9 +12,10 @@ import yaml
 from cardkit import HUB, RECIPES
 from huggingface_hub import ModelCard
 
-from publisher.card.lineage import FolderFetcher
-from publisher.card.render import render_cards, validate_card_text
+from publisher.card.fetchers import FolderFetcher
+from publisher.card.render import render_cards
 from publisher.card.text import md_code, md_fenced, md_inline
+from publisher.card.validate import validate_card_text
 from publisher.cli import main
 from publisher.errors import CardError
 

@@ -10,7 +10,7 @@ import pytest
 from cardkit import HUB
 from huggingface_hub import ModelCard
 
-from publisher.card.lineage import FolderFetcher
+from publisher.card.fetchers import FolderFetcher
 from publisher.card.render import render_cards
 from publisher.merge.methods import REGISTRY
 
@@ -178,7 +178,7 @@ def test_same_bytes_whatever_the_hash_seed(make_build: Callable[..., Path]) -> N
     build = make_build("ing_2003m3_slerp.yaml")
     code = (
         "import sys; from pathlib import Path; from publisher.card.render import render_cards; "
-        "from publisher.card.lineage import FolderFetcher; "
+        "from publisher.card.fetchers import FolderFetcher; "
         "sys.stdout.write(''.join(c.text for c in render_cards(Path(sys.argv[1]), "
         "fetcher=FolderFetcher(Path(sys.argv[2])), write=False).cards))"
     )

@@ -26,7 +26,7 @@ from cardkit import HUB, RECIPES, make_build_dir
 from catalogkit import PUBLISHED_PARENTS, PUBLISHED_RECIPES, REPO_RECIPES, Published, standins
 
 from publisher.build import BuildOptions, build
-from publisher.card.lineage import FolderFetcher
+from publisher.card.fetchers import FolderFetcher
 from publisher.card.render import render_cards
 from publisher.catalog import CatalogResult, build_catalog
 from publisher.hub.publish import publish

@@ -13,7 +13,7 @@ from cardkit import HUB, RECIPES, make_build_dir
 from catalogkit import SEED_REPOS
 
 from publisher.card import build_strips
-from publisher.card.lineage import FolderFetcher
+from publisher.card.fetchers import FolderFetcher
 from publisher.card.render import render_cards
 from publisher.catalog import CatalogResult, build_catalog, collect_catalog
 from publisher.catalog.schema import CATALOG_FILE, Catalog

@@ -19,7 +19,7 @@ import pytest
 from huggingface_hub import HfApi, constants
 
 from publisher.build import BuildOptions
-from publisher.card.render import TEMPLATES_DIR
+from publisher.card.templates import TEMPLATES_DIR
 from publisher.demo import generate_standin, seed_standins
 from publisher.hub.server import LocalHub
 from publisher.release import ReleaseOptions, Row, run_release

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import IO
 
 from publisher.hub.ids import RESERVED_NAMESPACES, InvalidName, check_repo_part
-from publisher.hub.server import pages, routes_files, routes_manage, routes_repo, routes_upload
+from publisher.hub.server import pages, routes_files, routes_manage, routes_repo, routes_upload, xet
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.auth import Identity, Scope, TokenStore
 from publisher.hub.server.errors import (
@@ -33,6 +33,7 @@ from publisher.hub.server.errors import (
 from publisher.hub.server.faults import Faults
 from publisher.hub.server.http import Disconnect, HubHTTPServer, Request, Response, Router
 from publisher.hub.server.lfs import TicketSigner
+from publisher.hub.server.rootdir import make_root
 from publisher.hub.server.storage import Repo, RepoKey, Store
 
 log = logging.getLogger("publisher.hub.server")
@@ -43,6 +44,7 @@ ROUTE_MODULES = (
     routes_manage,
     routes_upload,
     routes_files,
+    xet,
     pages,
 )
 
@@ -72,8 +74,7 @@ class RootLocked(RuntimeError):
 
 class HubApp:
     def __init__(self, root: Path, *, faults: Faults | None = None, settings: Settings | None = None) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = make_root(Path(root))
         self.faults = faults if faults is not None else Faults()
         self.settings = settings or Settings()
         self.store = Store(self.root, self.faults)
@@ -81,6 +82,7 @@ class HubApp:
         self.signer = TicketSigner(self._secret())
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
+        self.sent: Counter[str] = Counter()  # request path → response body bytes sent (tests count downloads)
         self._stats_lock = threading.Lock()
         for module in ROUTE_MODULES:
             module.register(self, self.router)
@@ -105,7 +107,8 @@ class HubApp:
                     remaining -= 1 << 16
                 raise Disconnect("injected drop")
             Faults.fire(rule, f"{req.method} {req.path}")
-        req.context["identity"] = self.authenticate(req)
+        # Xet CAS requests carry the CAS token the xet routes issued, not a Hub token
+        req.context["identity"] = None if req.path.startswith(xet.CAS_PREFIX) else self.authenticate(req)
         match = self.router.match(req.method, req.segments)
         if match is None:
             raise NotFound(f"no route for {req.method} {req.path}: the local Hub does not serve this (README: local Hub)")
@@ -114,6 +117,10 @@ class HubApp:
         with self._stats_lock:
             self.stats[f"{req.method} {pattern}"] += 1
         return handler(req)
+
+    def record_sent(self, path: str, nbytes: int) -> None:
+        with self._stats_lock:
+            self.sent[path] += nbytes
 
     def authenticate(self, req: Request) -> Identity | None:
         header = req.headers.get("Authorization") or ""
@@ -266,7 +273,7 @@ class LocalHub:
 
 
 def lock_root(root: Path) -> IO[str]:
-    root.mkdir(parents=True, exist_ok=True)
+    make_root(root)
     f = open(root / "server.lock", "a+")  # noqa: SIM115 - held for the server's lifetime
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

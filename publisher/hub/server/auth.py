@@ -23,6 +23,7 @@ from typing import Any, Literal
 from publisher.hub.server.accounts import check_new_names
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.objects import RepoKey
+from publisher.hub.server.rootdir import make_root
 
 Scope = Literal["read", "write"]
 SCOPES: tuple[Scope, ...] = ("read", "write")
@@ -68,7 +69,7 @@ class TokenStore:
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        make_root(self._lock_path.parent)
         with open(self._lock_path, "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
@@ -119,7 +120,7 @@ class TokenStore:
                     "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
             )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_root(self.path.parent)
             write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode())
             self.path.chmod(0o600)
             self._stamp = None

@@ -24,7 +24,7 @@ from typing import Any
 
 from publisher.hub.server.errors import BadRequest
 
-OID_RE = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: no trailing newline
+OID_RE = re.compile(r"\A[0-9a-f]{64}\Z")  # \Z, not $: no trailing newline
 
 
 class LfsStore:
@@ -114,6 +114,10 @@ class TicketSigner:
         payload = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
         mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:40]
         return f"{payload}.{mac}"
+
+    def derive(self, label: str) -> str:
+        """A stable secret-derived id for ``label`` (one per server root)."""
+        return hmac.new(self._secret, label.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, ticket: str) -> dict[str, Any] | None:
         payload, _, mac = ticket.partition(".")

@@ -17,8 +17,8 @@ REPO_TYPES = ("model", "dataset", "space")
 MAIN = "main"
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
-SHA_RE = re.compile(r"[0-9a-f]{40}")  # used with fullmatch, like every name pattern
-SHORT_SHA_RE = re.compile(r"[0-9a-f]{7,40}")
+SHA_RE = re.compile(r"\A[0-9a-f]{40}\Z")  # \Z, not $: no trailing newline
+SHORT_SHA_RE = re.compile(r"\A[0-9a-f]{7,40}\Z")
 LFS_POINTER_RE = re.compile(
     rb"version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n"
 )

@@ -1,0 +1,180 @@
+"""The template context of one variant's card: facts, lineage, merge, license, evaluations, provenance.
+
+Everything a template may show is computed here, from the build (``BuildContext``) and the
+variant's own facts; templates only lay it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from publisher import __version__
+from publisher.card import evals, params
+from publisher.card.facts import ModelFacts, strip_of
+from publisher.card.license_check import LicenseReport
+from publisher.card.licenses import class_descriptions, license_class, license_title, license_url
+from publisher.card.lineage import Lineage, LineageNode
+from publisher.manifest import Manifest, Variant
+from publisher.merge.methods import REGISTRY
+from publisher.recipe import LoadedRecipe
+
+
+@dataclass
+class BuildContext:
+    """What every variant's card of one build shares (read once per build)."""
+
+    manifest: Manifest
+    recipe: LoadedRecipe
+    base_dir: Path
+    lineage: Lineage
+    license: LicenseReport
+    license_name: str | None
+    license_link: str | None
+    eval_rows: list[evals.EvalRow]
+    merged_facts: ModelFacts
+    param_tables: list[params.ParamTable]
+    published: date
+    warnings: list[str]
+
+
+def hub_url(link_base: str) -> Callable[[str], Any]:
+    base = link_base.rstrip("/")
+
+    def url(repo_id: str) -> Any:
+        return jinja2.utils.markupsafe.Markup(f"{base}/{quote(repo_id, safe='/')}")
+
+    return url
+
+
+def model_context(
+    ctx: BuildContext,
+    variant: Variant,
+    facts: ModelFacts,
+    merged: Variant,
+    link_base: str,
+) -> dict[str, Any]:
+    """The variables a card template gets for one variant (see templates/card/default.md.j2)."""
+    m = ctx.manifest
+    r = ctx.recipe.recipe
+    card = r.card
+    is_quant = variant.name != "merged"
+    method = REGISTRY.get(m.merge_method)
+    merged_root = ctx.lineage.root
+    if is_quant:
+        root = LineageNode(
+            ref=variant.repo_id or f"{merged_root.label}-{variant.name}",
+            repo_id=variant.repo_id,
+            revision=None,
+            source="build",
+            status="ok",
+            license=merged_root.license,
+            license_name=merged_root.license_name,
+            license_link=merged_root.license_link,
+            relation="quantized",
+            method=None,
+            parents=[merged_root],
+            is_root=True,
+        )
+        lineage = Lineage(root, ctx.lineage.warnings)
+    else:
+        lineage = ctx.lineage
+    nodes, edges = lineage.graph()
+    strip = strip_of(facts, license=ctx.license.declared, published=ctx.published, version=m.recipe_version)
+    parents = [n for n in merged_root.parents]
+    base = r.merge.base_model
+    comparisons = evals.comparison_table(ctx.eval_rows, list(card.comparisons)) if ctx.eval_rows or card.comparisons else None
+    recipe_text = ctx.recipe.text.decode("utf-8", errors="replace")
+    model_name = variant.repo_id or f"{m.recipe_name or 'model'}{'' if not is_quant else '-' + variant.name}"
+    lic_id = ctx.license.declared
+    context: dict[str, Any] = {
+        "model": {
+            "repo_id": variant.repo_id,
+            "name": model_name,
+            "short_name": model_name.split("/")[-1],
+            "namespace": model_name.split("/")[0] if "/" in model_name else None,
+            "variant": variant.name,
+            "is_quantized": is_quant,
+            "version": m.recipe_version,
+            "published": strip.published_text,
+            "published_iso": ctx.published.isoformat(),
+        },
+        "merged": {
+            "repo_id": merged.repo_id,
+            "name": merged.repo_id or m.recipe_name or "the merged model",
+            "facts": ctx.merged_facts,
+        },
+        "strip": strip,
+        "facts": facts,
+        "quantization": facts.quantization,
+        "text": {
+            "summary": card.summary,
+            "description": card.description,
+            "use_cases": list(card.use_cases),
+            "limitations": list(card.limitations),
+        },
+        "merge": {
+            "method": m.merge_method,
+            "pretty": (method.pretty_name if method and method.pretty_name else m.merge_method),
+            "reference_url": method.reference_url if method and method.reference_url else None,
+            "base": base,
+            "parents": parents,
+            "others": [p for p in parents if p.ref != base and p.repo_id != base],
+            "dtype": r.merge.dtype,
+            "out_dtype": m.out_dtype,
+            "compute_dtype": m.compute_dtype,
+            "tables": ctx.param_tables,
+            "slices": [
+                {"sources": [(s.model, f"{s.layer_range[0]}–{s.layer_range[1] - 1}") for s in sl.sources]}
+                for sl in r.merge.slices or []
+            ],
+            "tokenizer_source": r.merge.tokenizer_source,
+            "known_method": method is not None,
+        },
+        "lineage": {
+            "rows": lineage.rows(),
+            "nodes": nodes,
+            "edges": edges,
+            "warnings": list(ctx.lineage.warnings),
+        },
+        "license": {
+            "id": lic_id,
+            "title": license_title(lic_id) if lic_id != "other" else (ctx.license_name or "other"),
+            "url": ctx.license_link if lic_id == "other" else license_url(lic_id),
+            "class": license_class(lic_id),
+            "class_text": class_descriptions().get(license_class(lic_id), ""),
+            "declared": card.license is not None,
+            "derived_from": ctx.license.derived_from,
+            "reason": card.license_reason,
+            "conflicts": ctx.license.conflicts,
+            "unchecked": ctx.license.unchecked,
+        },
+        "evaluation": {
+            "rows": ctx.eval_rows,
+            "comparisons": comparisons,
+            "measured_on": merged.repo_id if is_quant else None,
+        },
+        "reproduce": {
+            "recipe": recipe_text,
+            "recipe_name": "recipe.yaml",
+            "command": "publisher build recipe.yaml",
+        },
+        "provenance": {
+            "inputs": m.inputs,
+            "seed": m.seed,
+            "tool": m.tool,
+            "card_tool": f"publisher {__version__}",
+            "recipe_sha256": m.recipe_sha256,
+            "created": m.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "random_method": bool(method and method.random),
+        },
+        "hub_url": hub_url(link_base),
+        "format_metric": evals.format_metric,
+    }
+    return context

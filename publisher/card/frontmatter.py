@@ -1,0 +1,53 @@
+"""A card's front matter: base_model and its relation, license, tags, pipeline, model-index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from publisher.card import evals
+from publisher.card.context import BuildContext
+from publisher.card.facts import ModelFacts
+from publisher.manifest import Variant
+
+
+def front_matter(ctx: BuildContext, variant: Variant, facts: ModelFacts, merged: Variant, model_name: str) -> Any:
+    """The card's YAML front matter as huggingface_hub ModelCardData (it dumps it)."""
+    from huggingface_hub import ModelCardData
+
+    r = ctx.recipe.recipe
+    card = r.card
+    is_quant = variant.name != "merged"
+    tags: list[str] = ["merge", ctx.manifest.merge_method]
+    if facts.architecture.model_type:
+        tags.append(facts.architecture.model_type)
+    if is_quant and facts.quantization:
+        tags += [facts.quantization.label.lower(), facts.quantization.scheme]
+        if facts.quantization.method == "compressed-tensors":
+            tags.append("compressed-tensors")
+    tags += list(card.tags)
+    if is_quant:
+        base_model: str | list[str] | None = merged.repo_id
+        relation = "quantized" if merged.repo_id else None
+        results = None
+    else:
+        repos = [p.repo_id for p in ctx.lineage.root.parents if p.repo_id]
+        base_model = repos or None
+        relation = "merge" if repos else None
+        results = evals.eval_results(ctx.eval_rows) if ctx.eval_rows else None
+    kwargs: dict[str, Any] = {}
+    if relation:
+        kwargs["base_model_relation"] = relation
+    return ModelCardData(
+        base_model=base_model,
+        datasets=list(card.datasets) or None,
+        language=card.language,
+        library_name="transformers",
+        license=ctx.license.declared,
+        license_name=ctx.license_name,
+        license_link=ctx.license_link,
+        pipeline_tag=facts.task,
+        tags=tags,
+        eval_results=results,
+        model_name=model_name if results else None,
+        **kwargs,
+    )
