@@ -45,6 +45,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     root_arg(users)
     users.set_defaults(func=run_token_list)
 
+    trust = hub_sub.add_parser("trust", help="let a CI job publish to REPO by trusted publishing (OIDC)",
+                               description="Configure a trusted publisher: an OIDC ID token from ISSUER, signed "
+                               "by the public key, whose claims equal every --claim, is exchanged at POST "
+                               "/oauth/token for a one-hour token that can write REPO only.")
+    root_arg(trust)
+    trust.add_argument("repo", help="namespace/name (prefix datasets/ or spaces/ for those)")
+    trust.add_argument("--issuer", required=True, help="e.g. https://token.actions.githubusercontent.com")
+    trust.add_argument("--public-key", type=Path, help="PEM file of the issuer's RS256 public key")
+    trust.add_argument("--audience", default="https://huggingface.co", help="the aud the ID token must carry")
+    trust.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE",
+                       help="a claim the ID token must carry, exactly (repeatable), e.g. repository=acme/training")
+    trust.set_defaults(func=run_trust)
+
 
 def _root(args: argparse.Namespace) -> Path:
     if args.root is None:
@@ -95,4 +108,39 @@ def run_token_list(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     for user, orgs in sorted(TokenStore(_root(args)).users().items()):
         console.print(f"{user}" + (f"  orgs: {', '.join(orgs)}" if orgs else ""))
+    return 0
+
+
+def run_trust(args: argparse.Namespace) -> int:
+    from publisher.hub.server.trusted import OAuthError, TrustConfig, parse_resource
+
+    root = _root(args)
+    try:
+        key = parse_resource(args.repo)
+    except OAuthError as e:
+        raise HubCommandError(e.message, where=args.repo) from e
+    claims: dict[str, str] = {}
+    for item in args.claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise HubCommandError(f"--claim {item!r} is not NAME=VALUE", fix="e.g. --claim repository=acme/training")
+        claims[name] = value
+    if not claims:
+        raise HubCommandError("no --claim: any token of the issuer could publish", fix="add e.g. --claim repository=OWNER/REPO")
+    pem = None
+    if args.public_key is not None:
+        try:
+            pem = args.public_key.read_text()
+        except OSError as e:
+            raise HubCommandError(f"cannot read {args.public_key} ({e.strerror})") from e
+        if "BEGIN PUBLIC KEY" not in pem:
+            raise HubCommandError("not a PEM public key", where=str(args.public_key))
+    config = TrustConfig.load(root)
+    try:
+        config.trust(key, args.issuer, claims, public_key=pem, audience=args.audience)
+    except ValueError as e:
+        raise HubCommandError(str(e), fix="pass --public-key FILE") from e
+    root.mkdir(parents=True, exist_ok=True)
+    config.save(root)
+    print(f"trusted publisher for {key.repo_id}: {args.issuer} with {', '.join(f'{k}={v}' for k, v in claims.items())}")
     return 0

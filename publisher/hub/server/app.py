@@ -19,7 +19,15 @@ from types import TracebackType
 from typing import IO
 
 from publisher.hub.ids import RESERVED_NAMESPACES, InvalidName, check_repo_part
-from publisher.hub.server import pages, routes_files, routes_manage, routes_repo, routes_upload, xet
+from publisher.hub.server import (
+    pages,
+    routes_files,
+    routes_manage,
+    routes_repo,
+    routes_upload,
+    trusted,
+    xet,
+)
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.auth import Identity, Scope, TokenStore
 from publisher.hub.server.errors import (
@@ -42,6 +50,7 @@ log = logging.getLogger("publisher.hub.server")
 ROUTE_MODULES = (
     routes_repo,
     routes_manage,
+    trusted,
     routes_upload,
     routes_files,
     xet,
@@ -80,6 +89,7 @@ class HubApp:
         self.store = Store(self.root, self.faults)
         self.tokens = TokenStore(self.root)
         self.signer = TicketSigner(self._secret())
+        self.trusted = trusted.TrustedPublishing(self.root, self._secret())
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
         self.sent: Counter[str] = Counter()  # request path → response body bytes sent (tests count downloads)
@@ -127,6 +137,11 @@ class HubApp:
         scheme, _, token = header.partition(" ")
         if not header or scheme.lower() != "bearer" or not token.strip():
             return None
+        if token.strip().startswith(trusted.TOKEN_PREFIX):
+            identity = self.trusted.identity(token.strip())
+            if identity is None:
+                raise Unauthorized("Invalid or expired trusted-publishing token: exchange a new ID token")
+            return identity
         identity = self.tokens.lookup(token.strip())
         if identity is None:
             raise Unauthorized("Invalid credentials in Authorization header")
