@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher import __version__
+from publisher.chat_templates import resolve_template
 from publisher.errors import OutputError
 from publisher.manifest import (
     MANIFEST_FILE,
@@ -71,6 +72,7 @@ class BuildOptions:
     quiet: bool = False
     render_cards: bool = True
     warn: Callable[[str], None] | None = None  # where card warnings (unknown ancestry) go
+    strict: bool = False  # recipe warnings (keys and parameters with no effect) are errors
 
 
 @dataclass
@@ -115,9 +117,10 @@ def load_plan(
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
     headers_dir: Path | None = None,
+    strict: bool = False,
 ) -> MergePlan:
     """The merge plan from headers; with ``headers_dir``, Hub parents are read header-only (no weights)."""
-    loaded = load_recipe(recipe_path)
+    loaded = load_recipe(recipe_path, strict=strict)
     models = resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs, headers_dir=headers_dir)
     return make_plan(loaded, models)
 
@@ -154,17 +157,17 @@ def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path) -> 
     config = _variant_config(plan, variant)
     out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
     tok_src = plan.models[plan.tokenizer_model].path
-    chat = plan.recipe.merge.chat_template
+    chat = resolve_template(plan.recipe.merge.chat_template, [m.path for m in plan.models])
     for name in TOKENIZER_FILES:
         src = tok_src / name
         if not src.is_file():
             continue
         data = src.read_bytes()
-        if name == "tokenizer_config.json" and chat and chat not in ("base", "auto"):
+        if name == "tokenizer_config.json" and chat is not None:
             cfg = json.loads(data)
             cfg["chat_template"] = chat
             data = (json.dumps(cfg, indent=2) + "\n").encode()
-        if name == "chat_template.jinja" and chat and chat not in ("base", "auto"):
+        if name in ("chat_template.jinja", "chat_template.json") and chat is not None:
             continue  # the recipe's template (in tokenizer_config.json) replaces the parent's
         out.append(write_file_atomic(folder / name, data))
     config_model = plan.models[plan.base_model if plan.base_model is not None else plan.tensors[0].sources[0][0]]
@@ -192,7 +195,10 @@ def _check_disk(path: Path, needed: int) -> None:
 def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
     options = options or BuildOptions()
     t0 = time.monotonic()
-    loaded = load_recipe(recipe_path)
+    loaded = load_recipe(recipe_path, strict=options.strict)
+    if options.warn is not None:
+        for warning in loaded.warnings:
+            options.warn(warning)
     out = Path(out).absolute()
     if out.exists():
         existing = _existing_build(out)

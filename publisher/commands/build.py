@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from publisher.build import BuildOptions, build
-from publisher.commands.common import add_threads, parse_size
+from publisher.commands.common import add_strict, add_threads, parse_size
 from publisher.merge.engine import DEFAULT_MEMORY_BUDGET, DEFAULT_SHARD_BYTES
 
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--memory-budget", type=parse_size, default=DEFAULT_MEMORY_BUDGET, help="bytes of tensors in flight (default 1.5GiB)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (CI logs)")
     p.add_argument("--no-card", action="store_true", help="skip rendering README.md cards")
+    add_strict(p)
     p.set_defaults(func=run)
 
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         memory_budget=args.memory_budget,
         quiet=args.quiet,
         render_cards=not args.no_card,
+        strict=args.strict,
     )
     result = build(args.recipe, args.out, options)
     m = result.manifest

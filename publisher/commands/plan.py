@@ -9,10 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from publisher.build import estimated_peak_rss, load_plan, merged_variant, quantized_variants
-from publisher.commands.common import add_threads
+from publisher.commands.common import add_strict, add_threads
 from publisher.merge.plan import MergePlan
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("recipe", type=Path)
     add_threads(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_strict(p)
     p.set_defaults(func=run)
 
 
@@ -33,7 +35,11 @@ def _fmt(value: object) -> str:
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="publisher-plan-") as headers:
         # Hub parents: configs, tokenizer and safetensors headers by Range requests, no weights
-        return _report(args, load_plan(args.recipe, headers_dir=Path(headers)))
+        plan = load_plan(args.recipe, headers_dir=Path(headers), strict=args.strict)
+        err = Console(stderr=True, highlight=False)
+        for warning in plan.recipe.warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}")
+        return _report(args, plan)
 
 
 def _report(args: argparse.Namespace, plan: MergePlan) -> int:
@@ -65,6 +71,7 @@ def _report(args: argparse.Namespace, plan: MergePlan) -> int:
         "estimated_peak_rss_bytes": peak,
         "parameter_groups": dict(groups),
         "notes": plan.notes,
+        "warnings": plan.recipe.warnings,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
