@@ -20,6 +20,8 @@ from typing import IO
 
 from publisher.hub.ids import RESERVED_NAMESPACES, InvalidName, check_repo_part
 from publisher.hub.server import (
+    git_http,
+    lfs_batch,
     pages,
     routes_files,
     routes_manage,
@@ -54,6 +56,8 @@ ROUTE_MODULES = (
     routes_upload,
     routes_files,
     xet,
+    lfs_batch,
+    git_http,
     pages,
 )
 
@@ -135,7 +139,11 @@ class HubApp:
     def authenticate(self, req: Request) -> Identity | None:
         header = req.headers.get("Authorization") or ""
         scheme, _, token = header.partition(" ")
-        if not header or scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() == "basic":  # git and git-lfs: the token is the password
+            token = git_http.basic_password(token) or ""
+        elif scheme.lower() != "bearer":
+            return None
+        if not token.strip():
             return None
         if token.strip().startswith(trusted.TOKEN_PREFIX):
             identity = self.trusted.identity(token.strip())

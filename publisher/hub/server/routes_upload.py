@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.hub.ids import InvalidName, check_path_in_repo
-from publisher.hub.server import schemas
+from publisher.hub.server import lfs_batch, schemas
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.errors import BadRequest, NotFound, RepoNotFound, RevisionNotFound
 from publisher.hub.server.http import Request, Response, Router
@@ -107,10 +107,10 @@ def register(app: HubApp, router: Router) -> None:
     # ---------------------------------------------------------------- LFS batch
     def batch(req: Request) -> Response:
         key = key_of(req)
-        repo, _ = app.write_repo(req, key)
         body = schemas.parse(req, schemas.LfsBatch)
-        if body.operation != "upload":
-            raise BadRequest("this endpoint takes upload batches; downloads go through /resolve/")
+        if body.operation == "download":  # git lfs pull
+            return lfs_batch.download(app, req, key, body.model_dump(exclude_none=True))
+        repo, _ = app.write_repo(req, key)
         base = app.base_url(req)
         s = app.settings
         out: list[dict[str, Any]] = []
