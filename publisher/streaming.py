@@ -52,11 +52,10 @@ def disk_needed(shard_bytes: int, planned: int) -> int:
 
 def input_identities(models: Sequence[ResolvedModel], paths: Sequence[Path]) -> list[str]:
     """What a resumed build must find unchanged: a Hub file by commit and sha256, a local one by stat."""
-    remote = {p: m for m in models if m.remote is not None for p in m.files.files}
     out = []
     for p in paths:
-        m = remote.get(p)
-        if m is not None and m.remote is not None:
+        m = next((m for m in models if m.remote is not None and p.is_relative_to(m.path)), None)
+        if m is not None and m.remote is not None:  # a header-only copy, rewritten at each run: the commit pins it
             rel = p.relative_to(m.path).as_posix()
             f = m.remote.files[rel]
             out.append(f"{m.remote.repo_id}@{m.remote.commit}/{rel}|{f.size}|{f.sha256}")
@@ -109,8 +108,7 @@ def open_ends(
     source = RangeSource(remote_inputs(plan.models), local=LocalSource(hash_paths), read_ahead=target.read_ahead,
                          retry=target.retry)
     planned = sum(p.nbytes for v in variants for p in v.planned)
-    sink = HubShardSink(api, token, work, targets, budget=min(planned, 2 * shard_bytes), retry=target.retry,
-                        log=target.log)
+    sink = HubShardSink(api, token, work, targets, budget=min(planned, 2 * shard_bytes), log=target.log)
     return source, sink
 
 
@@ -119,11 +117,14 @@ def stream_settings(endpoint: str | None) -> Iterator[None]:
     """huggingface_hub settings for a streaming build and its publish: plain LFS uploads, so the
     commit of header-only stubs finds its objects by the LFS batch API (Xet would upload the stubs)."""
     from huggingface_hub import constants
+    from huggingface_hub.utils import logging as hf_logging
 
     with client_settings(resolve_endpoint(endpoint)):
-        saved = constants.HF_HUB_DISABLE_XET
+        saved, level = constants.HF_HUB_DISABLE_XET, hf_logging.get_verbosity()
         constants.HF_HUB_DISABLE_XET = True
+        hf_logging.set_verbosity_error()  # its retry warnings: our retries end in one line of their own
         try:
             yield
         finally:
             constants.HF_HUB_DISABLE_XET = saved
+            hf_logging.set_verbosity(level)

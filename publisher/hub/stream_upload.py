@@ -62,7 +62,7 @@ class HubShardSink:
         self.work_dir = work_dir
         self.targets = sorted(targets, key=lambda t: -len(t.folder))  # deepest folder first
         self.budget = budget
-        self.retry = retry or Retry()
+        self.retry = retry or Retry(attempts=2)  # huggingface_hub retries each upload call 5 times itself
         self.log = log
         self.uploaded: dict[str, str] = self._load()  # key → sha256
         self.bytes_sent = 0
