@@ -23,3 +23,11 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1, help="worker threads (default: cores)"
     )
+
+
+def add_strict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat recipe warnings (keys and parameters that have no effect) as errors",
+    )
