@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -29,6 +31,7 @@ REQUEST_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
 REQUEST_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 HUB_AUDIENCE = "https://huggingface.co"
 TIMEOUT_S = 30
+REFRESH_S = 45 * 60  # the Hub's tokens expire after 60 minutes
 
 
 def enabled() -> bool:
@@ -93,11 +96,25 @@ def repo_tokens(endpoint: str, repo_ids: Iterable[str]) -> dict[str, str]:
 
 class RepoScopedApi:
     """An ``HfApi`` whose calls about a repo in ``tokens`` (its first argument, or ``repo_id=``)
-    carry that repo's token, unless the call passes one itself."""
+    carry that repo's token, unless the call passes one itself. Tokens live an hour: one older
+    than ``REFRESH_S`` is exchanged again before use (a long streaming build outlives it)."""
 
-    def __init__(self, api: HfApi, tokens: dict[str, str]) -> None:
+    def __init__(self, api: HfApi, tokens: dict[str, str], endpoint: str | None = None) -> None:
         self._api = api
         self._tokens = dict(tokens)
+        self._endpoint = endpoint
+        self._minted = dict.fromkeys(tokens, time.monotonic())
+        self._lock = threading.Lock()
+
+    def token_for(self, repo_id: str) -> str | None:
+        """The repo's current token (re-exchanged when old), None for a repo it does not cover."""
+        with self._lock:
+            if repo_id not in self._tokens:
+                return None
+            if self._endpoint is not None and time.monotonic() - self._minted[repo_id] > REFRESH_S:
+                self._tokens[repo_id] = exchange(self._endpoint, id_token(), repo_id)
+                self._minted[repo_id] = time.monotonic()
+            return self._tokens[repo_id]
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._api, name)
@@ -107,7 +124,7 @@ class RepoScopedApi:
         def call(*args: Any, **kwargs: Any) -> Any:
             repo_id = kwargs.get("repo_id", args[0] if args else None)
             if isinstance(repo_id, str) and repo_id in self._tokens and kwargs.get("token") is None:
-                kwargs["token"] = self._tokens[repo_id]
+                kwargs["token"] = self.token_for(repo_id)
             return cast(Callable[..., Any], attr)(*args, **kwargs)
 
         return call
@@ -130,4 +147,10 @@ def scoped_api(api: HfApi, endpoint: str, repo_ids: list[str], fallback_token: s
         log(f"trusted publishing unavailable ({e.what}); using HF_TOKEN")
         return api, False
     log(f"trusted publishing: a repo-scoped token for each of {', '.join(tokens)}")
-    return cast("HfApi", RepoScopedApi(api, tokens)), True
+    return cast("HfApi", RepoScopedApi(api, tokens, endpoint)), True
+
+
+def token_for(api: HfApi, repo_id: str, default: str | None) -> str | None:
+    """The token for calls about ``repo_id`` made outside ``api`` (module functions of the client)."""
+    scoped = api.token_for(repo_id) if isinstance(api, RepoScopedApi) else None
+    return scoped if scoped is not None else default

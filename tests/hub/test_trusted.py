@@ -181,3 +181,22 @@ def test_refused_exchange_falls_back_to_hf_token(hub: Hub, provider: Provider, t
     assert [r.action for r in report.results] == ["published"]
     assert any("trusted publishing unavailable" in line and "using HF_TOKEN" in line for line in lines)
     assert hub.api().list_repo_commits("alice/tiny-merge")[0].authors == ["alice"]
+
+
+def test_scoped_tokens_are_exchanged_again_before_they_expire(hub: Hub, provider: Provider, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher.hub.remote import make_api
+
+    for name, value in provider.env().items():
+        monkeypatch.setenv(name, value)
+    hub.api().create_repo("alice/long")
+    _trust(hub, tmp_path, "alice/long", provider.key)
+    api, trusted = oidc.scoped_api(make_api(hub.url, None), hub.url, ["alice/long"], None, lambda _m: None)
+    assert trusted and isinstance(api, oidc.RepoScopedApi)
+    first = api.token_for("alice/long")
+    api.create_repo("alice/long", exist_ok=True)  # the repo exists: a 409 that exist_ok accepts
+    api._minted["alice/long"] -= oidc.REFRESH_S + 1  # as if 46 minutes had passed
+    second = api.token_for("alice/long")
+    assert second != first and api.token_for("alice/other") is None
+    api.upload_file(path_or_fileobj=b"late", path_in_repo="late.txt", repo_id="alice/long")
+    assert "late.txt" in hub.api().list_repo_files("alice/long")

@@ -85,7 +85,10 @@ def register(app: HubApp, router: Router) -> None:
         body = schemas.parse(req, schemas.CreateRepo)
         who = app.identity(req)
         key = _body_key(req, body)
-        app.check_write(who, key.namespace)
+        if who is not None and who.repo == key and app.store.get(key) is not None:
+            pass  # a token scoped to this repo (trusted publishing) hears 409 below, so exist_ok works
+        else:
+            app.check_write(who, key.namespace)
         assert who is not None
         if body.private is not None and body.visibility is not None:
             raise BadRequest("pass private or visibility, not both")
