@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_seed_catalog_has_every_model_and_variant_with_the_card_stages_strip(see
     fp8 = catalog.entry("MatthieuJ/ING_2003M3_SLERP-FP8")
     assert fp8.strip_line == (
         "TEXT GENERATION · Model Size: 7B · Quant: FP8 · Ctx Length: 4k · Published: Mar 20, 2024 "
-        "· License: apache-2.0 · Architecture: Mistral"
+        "· License: apache-2.0 · Architecture: Mistral · Creator: MatthieuJ"
     )
     assert (fp8.variant, fp8.quantized, fp8.strip.params) == ("FP8", True, "7.24B")
     assert fp8.facts.quantization is not None and fp8.facts.quantization.scheme == "fp8-dynamic"
@@ -103,7 +104,10 @@ def test_site_is_deterministic_and_complete(seed_site: CatalogResult, seed_build
     data = Catalog.model_validate_json((seed_site.out / CATALOG_FILE).read_text())
     assert data == seed_site.catalog
     index = (seed_site.out / "index.html").read_text()
-    assert "<script src" not in index and "<link rel=\"stylesheet\"" not in index and "https://" not in index
+    assert "<script src" not in index and "<link rel=\"stylesheet\"" not in index and "src=\"http" not in index
+    # the only addresses elsewhere are links to parents' pages on the Hub (never loaded)
+    assert set(re.findall(r'(\S+)="https://', index)) == {"href"}
+    assert 'href="https://huggingface.co/Equall/Saul-Base" rel="external">Equall/Saul-Base</a>' in index
     page = (seed_site.out / "models/MatthieuJ--ING_2003M3_SLERP.html").read_text()
     assert 'href="../models/MatthieuJ--ING_2003M3_SLERP-FP8.html"' in page  # the FP8 variant
     assert '<svg id="lineage-graph"' in page and ">ING_2003M2_SLERP</text>" in page
