@@ -83,6 +83,7 @@ class CheckReport(_Strict):
     measurements: list[Measurement] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     thresholds: dict[str, float | None] = Field(default_factory=dict)
+    note: str | None = None  # why a requested measurement did not run
 
     def measurement(self, variant: str) -> Measurement | None:
         return next((m for m in self.measurements if m.variant == variant), None)

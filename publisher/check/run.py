@@ -79,7 +79,12 @@ def check_build(
     for v in manifest.variants:
         folder = build_dir / v.folder if v.folder else build_dir
         findings += check_model_folder(folder, v.name, build_dir)
-    measured = settings.measure and not findings
+    note = None
+    stubs = _header_only_shards(build_dir) if settings.measure and not findings else []
+    if stubs:
+        note = f"not measured: {stubs[0]} holds only its header (a streaming build uploaded its weights as written)"
+        say(note)
+    measured = settings.measure and not findings and not stubs
     result = None
     if measured:
         from publisher.check.measure import Target, measure
@@ -102,9 +107,22 @@ def check_build(
         measurements=result.measurements if result else [],
         findings=findings,
         thresholds=thresholds_of(settings),
+        note=note,
     )
     write_report(build_dir, report)
     return report
+
+
+def _header_only_shards(build_dir: Path) -> list[str]:
+    """Shards that are a header over a hole (streaming builds free them once uploaded)."""
+    out = []
+    for path in sorted(build_dir.rglob("*.safetensors")):
+        if any(part.startswith(".") for part in path.relative_to(build_dir).parts):
+            continue  # a streaming build's .parents/ header copies are not the build's weights
+        st = path.stat()
+        if st.st_blocks * 512 < st.st_size - (64 << 10):
+            out.append(str(path.relative_to(build_dir)))
+    return out
 
 
 def _parent_targets(build_dir: Path, refs: list[str], say: Callable[[str], None]) -> list[Target]:
