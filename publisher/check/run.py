@@ -120,7 +120,7 @@ def _header_only_shards(build_dir: Path) -> list[str]:
         if any(part.startswith(".") for part in path.relative_to(build_dir).parts):
             continue  # a streaming build's .parents/ header copies are not the build's weights
         st = path.stat()
-        if st.st_blocks * 512 < st.st_size - (64 << 10):
+        if st.st_blocks * 512 < st.st_size - 4096:
             out.append(str(path.relative_to(build_dir)))
     return out
 
