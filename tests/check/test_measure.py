@@ -151,10 +151,15 @@ def test_measure_false_skips_the_forward_pass(tmp_path: Path, chars_models: dict
     assert report is not None and report.passed and not report.measured and report.measurements == []
 
 
-def test_cuda_where_there_is_none_is_one_line_exit_1(tmp_path: Path, chars_models: dict[str, Path], cli) -> None:  # type: ignore[no-untyped-def]
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present; the device check runs in benchmarks/check_cuda.py")
-    out = _build(tmp_path, recipe_text(f"[{{model: {chars_models['a']}, parameters: {{weight: 1.0}}}}]"))
+def test_device_cuda_runs_there_or_is_one_line_exit_1(tmp_path: Path, chars_models: dict[str, Path], cli) -> None:  # type: ignore[no-untyped-def]
+    out = _build(tmp_path, recipe_text(f"[{{model: {chars_models['a']}, parameters: {{weight: 1.0}}}}]", extra="checks: {tokens: 64}\n"))
+    cpu = load_report(out)
     r = cli("check", out, "--device", "cuda")
+    if torch.cuda.is_available():  # a GPU machine: the same numbers within float tolerance
+        assert r.code == 0, r.err
+        gpu = load_report(out)
+        assert cpu is not None and gpu is not None and gpu.device == "cuda"
+        assert gpu.measurements[0].perplexity == pytest.approx(cpu.measurements[0].perplexity, rel=1e-4)
+        return
     assert r.code == 1
     assert r.err.count("\n") == 1 and "no CUDA device" in r.err and "Traceback" not in r.err
