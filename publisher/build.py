@@ -87,6 +87,7 @@ def resolve_models(
     recipe_outputs: dict[str, Path] | None = None,
     endpoint: str | None = None,
     token: str | None = None,
+    headers_dir: Path | None = None,
 ) -> dict[str, ResolvedModel]:
     refs = model_references(loaded.merge)
     tok = loaded.merge.tokenizer_source
@@ -103,6 +104,7 @@ def resolve_models(
             recipe_outputs=recipe_outputs,
             endpoint=endpoint,
             token=token,
+            headers_dir=headers_dir,
         )
     return models
 
@@ -112,9 +114,12 @@ def load_plan(
     *,
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
+    headers_dir: Path | None = None,
 ) -> MergePlan:
+    """The merge plan from headers; with ``headers_dir``, Hub parents are read header-only (no weights)."""
     loaded = load_recipe(recipe_path)
-    return make_plan(loaded, resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs))
+    models = resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs, headers_dir=headers_dir)
+    return make_plan(loaded, models)
 
 
 def merged_variant(plan: MergePlan) -> VariantOutput:

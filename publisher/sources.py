@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from publisher.errors import SourceError
+from publisher.hub.remote_source import RemoteParent
 from publisher.manifest import FileEntry, InputModel
 from publisher.tensors import PICKLE_SUFFIXES, ModelFiles, sha256_file
 
@@ -44,6 +45,7 @@ class ResolvedModel:
     files: ModelFiles
     repo_id: str | None = None
     revision: str | None = None
+    remote: RemoteParent | None = None  # set when ``path`` is a header-only copy: weights stay on the Hub
 
     @property
     def config(self) -> dict[str, object]:
@@ -68,9 +70,12 @@ def resolve(
     recipe_outputs: dict[str, Path] | None = None,
     endpoint: str | None = None,
     token: str | None = None,
+    headers_dir: Path | None = None,
 ) -> ResolvedModel:
     """Find a parent. ``pins`` maps repo ids to revisions (a release pins parents it just
-    published); ``recipe_outputs`` maps repo ids to local build folders of sibling recipes."""
+    published); ``recipe_outputs`` maps repo ids to local build folders of sibling recipes.
+    With ``headers_dir``, a Hub parent is not downloaded: its header-only copy goes there
+    (see ``hub/remote_source.py``) and its weights are read later by Range requests."""
     local = local_candidate(ref, recipe_dir)
     if local is not None:
         return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
@@ -88,8 +93,24 @@ def resolve(
         return ResolvedModel(ref=ref, kind="recipe", path=path, files=_open(path, where), repo_id=repo_id, revision=rev)
     if revision is None and pins and repo_id in pins:
         revision = pins[repo_id]
+    if headers_dir is not None and _reachable(endpoint):
+        from publisher.hub.remote_source import fetch_parent
+
+        remote, path = fetch_parent(repo_id, revision, headers_dir, where=where, endpoint=endpoint, token=token)
+        return ResolvedModel(
+            ref=ref, kind="hub", path=path, files=_open(path, where), repo_id=repo_id, revision=remote.commit, remote=remote
+        )
     path, sha = _download(repo_id, revision, where, endpoint, token)
     return ResolvedModel(ref=ref, kind="hub", path=path, files=_open(path, where), repo_id=repo_id, revision=sha)
+
+
+def _reachable(endpoint: str | None) -> bool:
+    """Whether huggingface_hub may talk to the endpoint (HF_HUB_OFFLINE spares loopback servers)."""
+    from huggingface_hub import constants
+
+    from publisher.hub.remote import is_loopback, resolve_endpoint
+
+    return not constants.HF_HUB_OFFLINE or is_loopback(resolve_endpoint(endpoint))
 
 
 def _open(path: Path, where: str) -> ModelFiles:

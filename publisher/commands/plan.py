@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from publisher.build import estimated_peak_rss, load_plan, merged_variant, quantized_variants
 from publisher.commands.common import add_threads
+from publisher.merge.plan import MergePlan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +31,12 @@ def _fmt(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = load_plan(args.recipe)
+    with tempfile.TemporaryDirectory(prefix="publisher-plan-") as headers:
+        # Hub parents: configs, tokenizer and safetensors headers by Range requests, no weights
+        return _report(args, load_plan(args.recipe, headers_dir=Path(headers)))
+
+
+def _report(args: argparse.Namespace, plan: MergePlan) -> int:
     variants = [merged_variant(plan), *quantized_variants(plan)]
     groups: Counter[str] = Counter()
     for t in plan.tensors:
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         "name": plan.recipe.recipe.name,
         "method": plan.method.name,
         "models": [m.ref for m in plan.models],
+        "pinned": {m.ref: m.revision for m in plan.models if m.kind == "hub"},
         "layers": plan.layer_count,
         "tensors": len(plan.tensors),
         "parameters": plan.parameter_count,
@@ -64,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(
         f"[bold]{plan.recipe.recipe.name or args.recipe}[/]: {plan.method.pretty_name or plan.method.name} of "
-        + ", ".join(m.ref for m in plan.models)
+        + ", ".join(f"{m.ref}@{m.revision[:7]}" if m.kind == "hub" and m.revision else m.ref for m in plan.models)
     )
     table = Table("tensors", "parameters", title="output tensors by parameter value")
     for key, count in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0])):

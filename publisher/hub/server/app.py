@@ -73,6 +73,7 @@ class HubApp:
         self.signer = TicketSigner(self._secret())
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
+        self.sent: Counter[str] = Counter()  # request path → response body bytes sent (tests count downloads)
         self._stats_lock = threading.Lock()
         for module in ROUTE_MODULES:
             module.register(self, self.router)
@@ -107,6 +108,10 @@ class HubApp:
         with self._stats_lock:
             self.stats[f"{req.method} {pattern}"] += 1
         return handler(req)
+
+    def record_sent(self, path: str, nbytes: int) -> None:
+        with self._stats_lock:
+            self.sent[path] += nbytes
 
     def authenticate(self, req: Request) -> Identity | None:
         header = req.headers.get("Authorization") or ""

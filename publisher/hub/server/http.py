@@ -298,10 +298,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "HEAD":
                 return
+            sent = 0
             if response.file is not None and response.file.length > 0:
                 with open(response.file.path, "rb") as f:
-                    self.connection.sendfile(f, response.file.offset, response.file.length)
+                    sent = self.connection.sendfile(f, response.file.offset, response.file.length)
             elif response.body:
                 self.wfile.write(response.body)
+                sent = len(response.body)
+            self.server.app.record_sent(unquote(self.path.partition("?")[0]), sent)
         except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
             self.close_connection = True
