@@ -1,8 +1,9 @@
 """``publisher build``: recipe → parents → plan → engine → a complete model folder (and variants).
 
 Everything is written into ``.<out>.partial`` beside the output and renamed into place
-when complete, so the output folder either does not exist or is whole. A killed build
-resumes from its last whole shard when run again with the same recipe and parents.
+when complete, so the output folder either does not exist or is whole (an empty one is
+accepted). A build that fails removes that work folder; a killed build resumes from its
+last whole shard when run again with the same recipe and parents.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from publisher.merge.engine import (
     plan_fingerprint,
 )
 from publisher.merge.plan import MergePlan, make_plan
-from publisher.recipe import LoadedRecipe, load_recipe, model_references
+from publisher.recipe import LoadedRecipe, load_recipe, model_references, reference_where
+from publisher.recipe_checks import check_sections
 from publisher.sources import (
     ResolvedModel,
     file_identity,
@@ -95,7 +97,7 @@ def resolve_models(
         refs.append(tok)
     models = {}
     for ref in refs:
-        where = f"{loaded.path}: model {ref}"
+        where = f"{reference_where(loaded, ref)}: model {ref}"
         models[ref] = resolve(
             ref,
             recipe_dir=loaded.path.parent,
@@ -118,6 +120,7 @@ def load_plan(
 ) -> MergePlan:
     """The merge plan from headers; with ``headers_dir``, Hub parents are read header-only (no weights)."""
     loaded = load_recipe(recipe_path)
+    check_sections(loaded)
     models = resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs, headers_dir=headers_dir)
     return make_plan(loaded, models)
 
@@ -189,12 +192,35 @@ def _check_disk(path: Path, needed: int) -> None:
         )
 
 
+def work_folder(out: Path) -> Path:
+    """Where a build of ``out`` is written until it is whole: beside it, so the last step is a rename."""
+    return out.parent / f".{out.name}.partial"
+
+
 def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
+    """Build ``recipe_path`` into ``out``.
+
+    A build that fails removes the work folder it created. An interrupted or killed one keeps
+    it, and the same build run again resumes from its last whole shard (a resume that fails
+    keeps it too, so the next try still resumes).
+    """
+    work = work_folder(Path(out).absolute())
+    resuming = work.exists()
+    try:
+        return _build(recipe_path, out, options, **resolve_kwargs)
+    except Exception:
+        if not resuming:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
     options = options or BuildOptions()
     t0 = time.monotonic()
     loaded = load_recipe(recipe_path)
+    check_sections(loaded)  # card, quantize, publish: before any parent is resolved or read
     out = Path(out).absolute()
-    if out.exists():
+    if out.exists() and not _is_empty_folder(out):
         existing = _existing_build(out)
         if existing is not None and existing.recipe_sha256 == loaded.sha256:
             return BuildResult(out=out, manifest=existing, skipped=True)
@@ -215,7 +241,7 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
         options.shard_bytes,
         [f"{m.ref}|{m.revision}" for m in plan.models] + [file_identity(p) for p in input_paths],
     )
-    work = out.parent / f".{out.name}.partial"
+    work = work_folder(out)
     needed = sum(p.nbytes for v in variants for p in v.planned)
     done_bytes = sum(f.stat().st_size for f in work.rglob("*.safetensors")) if work.is_dir() else 0
     _check_disk(out.parent, max(0, needed - done_bytes))
@@ -304,6 +330,11 @@ def _render_cards(build_dir: Path, recipe_dir: Path, options: BuildOptions) -> N
     from publisher.card import render_cards
 
     render_cards(build_dir, recipe_dir=recipe_dir, warn=options.warn)
+
+
+def _is_empty_folder(path: Path) -> bool:
+    """An empty --out folder is accepted: the finished build is renamed onto it."""
+    return path.is_dir() and not any(path.iterdir())
 
 
 def _existing_build(out: Path) -> Manifest | None:

@@ -496,3 +496,11 @@ def _check_model_count(loaded: LoadedRecipe, method: MergeMethod) -> None:
                 f"{method.name} takes at most {method.max_models} models{extra}, got {len(refs)}",
                 where=where,
             )
+
+
+def reference_where(loaded: LoadedRecipe, ref: str) -> str:
+    """``file:line`` where the recipe first names the model ``ref`` (errors about that parent)."""
+    for loc, named in _model_ref_locations(loaded.merge):
+        if named == ref:
+            return loaded.where(*loc)
+    return str(loaded.path)

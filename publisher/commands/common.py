@@ -23,3 +23,10 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count() or 1, help="worker threads (default: cores)"
     )
+
+
+def silence_hub_progress() -> None:
+    """``--quiet`` also means huggingface_hub's download and upload bars."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()

@@ -38,6 +38,7 @@ from publisher.errors import (
 )
 from publisher.hub.cardcheck import check_card
 from publisher.hub.ids import InvalidName, check_path_in_repo, check_ref_name, split_repo_id
+from publisher.hub.reach import Unreachable
 from publisher.hub.remote import (
     Retry,
     client_settings,
@@ -503,8 +504,13 @@ def publish(
         )
     api = make_api(endpoint, token)
     publisher = Publisher(api, token, retry or Retry(), log or (lambda _msg: None), settings.commit_message)
-    with client_settings(endpoint):
-        return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    try:
+        with client_settings(endpoint):
+            return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    except Unreachable as e:
+        if e.repo_id:
+            raise
+        raise Unreachable(e.base_url, e.reason, ", ".join(b.repo_id for b in builds)) from None
 
 
 def _run(

@@ -13,10 +13,11 @@ are huggingface_hub's to retry as usual.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
-from publisher.errors import HubError
+from publisher.errors import HubError, SourceError
 
 FIRST_CONNECT_TIMEOUT = 3.0  # seconds; a Hub that takes longer to accept a connection is down
 WHAT_TO_DO = (
@@ -29,13 +30,32 @@ _lock = threading.Lock()
 _installed = False
 
 
+# The repo a Hub API or file URL is about: /api/models/org/name/..., /org/name/resolve/...
+_REPO_IN_PATH = re.compile(r"^/(?:api/(?:models|datasets|spaces)/|datasets/|spaces/)?([\w.-]+/[\w.-]+)(?:/|$)")
+
+
 class Unreachable(HubError):
     """No connection could be made to a host this process never reached."""
 
-    def __init__(self, base_url: str, reason: str) -> None:
+    def __init__(self, base_url: str, reason: str, repo_id: str | None = None) -> None:
         self.base_url = base_url
         self.reason = reason
-        super().__init__(f"cannot reach {base_url} ({reason})", fix=WHAT_TO_DO)
+        self.repo_id = repo_id
+        about = f" for {repo_id}" if repo_id else ""
+        super().__init__(f"cannot reach {base_url}{about} ({reason})", fix=WHAT_TO_DO)
+
+
+def repo_of(path: str) -> str | None:
+    """The ``org/name`` a request path names, if any."""
+    m = _REPO_IN_PATH.match(path)
+    if m is None or m.group(1).split("/")[0] in ("api", "datasets", "spaces"):
+        return None
+    return m.group(1)
+
+
+def unreachable_parent(err: Unreachable, repo_id: str, where: str) -> SourceError:
+    """The one line for a parent whose Hub cannot be reached: the recipe's file:line, the repo."""
+    return SourceError(f"cannot reach {err.base_url} to fetch {repo_id} ({err.reason})", where=where, fix=WHAT_TO_DO, exit_code=1)
 
 
 def _reason(err: BaseException) -> str:
@@ -67,7 +87,7 @@ def _client_class() -> type[Any]:
                 response = super().send(request, **kwargs)
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as e:
                 base = f"{request.url.scheme}://{request.url.netloc.decode()}"
-                raise Unreachable(base, _reason(e)) from None
+                raise Unreachable(base, _reason(e), repo_of(request.url.path)) from None
             with _lock:
                 _reached.add(key)
             return response
