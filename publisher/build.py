@@ -8,6 +8,7 @@ last whole shard when run again with the same recipe and parents.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,14 +19,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from publisher import __version__
+from publisher.chat_templates import resolve_template
 from publisher.errors import OutputError
 from publisher.manifest import (
+    BUILD_RECORD_FILE,
     MANIFEST_FILE,
     RECIPE_FILE,
+    BuildRecord,
     FileEntry,
     Manifest,
+    QuantizedFrom,
     Timings,
     Variant,
+    load_build_record,
     load_manifest,
 )
 from publisher.merge.engine import (
@@ -37,8 +43,9 @@ from publisher.merge.engine import (
     plan_fingerprint,
 )
 from publisher.merge.plan import MergePlan, make_plan
-from publisher.recipe import LoadedRecipe, load_recipe, model_references, reference_where
-from publisher.recipe_checks import check_sections
+from publisher.portable import PortableName, portable_names, rewrite_refs
+from publisher.recipe import LoadedRecipe, load_recipe, model_references
+from publisher.section_checks import check_sections, reference_where
 from publisher.sources import (
     ResolvedModel,
     file_identity,
@@ -73,6 +80,7 @@ class BuildOptions:
     quiet: bool = False
     render_cards: bool = True
     warn: Callable[[str], None] | None = None  # where card warnings (unknown ancestry) go
+    strict: bool = False  # recipe warnings (keys and parameters with no effect) are errors
 
 
 @dataclass
@@ -80,6 +88,7 @@ class BuildResult:
     out: Path
     manifest: Manifest
     skipped: bool  # the output already held this exact build
+    record: BuildRecord | None = None  # when, how long, which folders (build.json)
 
 
 def resolve_models(
@@ -117,9 +126,10 @@ def load_plan(
     pins: dict[str, str] | None = None,
     recipe_outputs: dict[str, Path] | None = None,
     headers_dir: Path | None = None,
+    strict: bool = False,
 ) -> MergePlan:
     """The merge plan from headers; with ``headers_dir``, Hub parents are read header-only (no weights)."""
-    loaded = load_recipe(recipe_path)
+    loaded = load_recipe(recipe_path, strict=strict)
     check_sections(loaded)
     models = resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs, headers_dir=headers_dir)
     return make_plan(loaded, models)
@@ -151,31 +161,41 @@ def _variant_config(plan: MergePlan, variant: VariantOutput) -> dict[str, object
     return variant_config(plan, variant)
 
 
-def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path) -> list[FileDigest]:
+def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path, recipe_text: bytes) -> list[FileDigest]:
     """config, tokenizer, generation config and the recipe: everything but tensors and the card."""
     out: list[FileDigest] = []
     config = _variant_config(plan, variant)
     out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
     tok_src = plan.models[plan.tokenizer_model].path
-    chat = plan.recipe.merge.chat_template
+    chat = resolve_template(plan.recipe.merge.chat_template, [m.path for m in plan.models])
     for name in TOKENIZER_FILES:
         src = tok_src / name
         if not src.is_file():
             continue
         data = src.read_bytes()
-        if name == "tokenizer_config.json" and chat and chat not in ("base", "auto"):
+        if name == "tokenizer_config.json" and chat is not None:
             cfg = json.loads(data)
             cfg["chat_template"] = chat
             data = (json.dumps(cfg, indent=2) + "\n").encode()
-        if name == "chat_template.jinja" and chat and chat not in ("base", "auto"):
+        if name in ("chat_template.jinja", "chat_template.json") and chat is not None:
             continue  # the recipe's template (in tokenizer_config.json) replaces the parent's
         out.append(write_file_atomic(folder / name, data))
     config_model = plan.models[plan.base_model if plan.base_model is not None else plan.tensors[0].sources[0][0]]
     gen = config_model.path / "generation_config.json"
     if gen.is_file():
         out.append(write_file_atomic(folder / "generation_config.json", gen.read_bytes()))
-    out.append(write_file_atomic(folder / RECIPE_FILE, plan.recipe.text))
+    out.append(write_file_atomic(folder / RECIPE_FILE, recipe_text))
     return out
+
+
+def local_names(plan: MergePlan) -> dict[str, PortableName]:
+    """Portable names of the parents read from folders of this machine (by recipe ref)."""
+    return portable_names({m.ref: m.path for m in plan.models if m.kind == "local"})
+
+
+def portable_recipe(loaded: LoadedRecipe, names: dict[str, PortableName]) -> bytes:
+    """The recipe as published: as written, with each local parent named portably (no paths)."""
+    return rewrite_refs(loaded.text, {ref: n.ref for ref, n in names.items() if n.ref != ref})
 
 
 def _check_disk(path: Path, needed: int) -> None:
@@ -217,13 +237,18 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
 def _build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
     options = options or BuildOptions()
     t0 = time.monotonic()
-    loaded = load_recipe(recipe_path)
+    loaded = load_recipe(recipe_path, strict=options.strict)
     check_sections(loaded)  # card, quantize, publish: before any parent is resolved or read
+    if options.warn is not None:
+        for warning in loaded.warnings:
+            options.warn(warning)
     out = Path(out).absolute()
     if out.exists() and not _is_empty_folder(out):
         existing = _existing_build(out)
-        if existing is not None and existing.recipe_sha256 == loaded.sha256:
-            return BuildResult(out=out, manifest=existing, skipped=True)
+        record = load_build_record(out)
+        recipe_sha = record.recipe_sha256 if record is not None and record.recipe_sha256 else None
+        if existing is not None and (recipe_sha or existing.recipe_sha256) == loaded.sha256:
+            return BuildResult(out=out, manifest=existing, skipped=True, record=record)
         raise OutputError(
             "already exists and is not a build of this recipe",
             where=str(out),
@@ -261,12 +286,14 @@ def _build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **
     computed |= hash_files([p for p in input_paths if p not in hashes and p not in computed], options.threads)
     remember_hashes(computed)
     hashes |= computed
-    inputs = [input_entry(m, hashes) for m in plan.models]
+    names = local_names(plan)
+    inputs = [input_entry(m, hashes, names.get(m.ref)) for m in plan.models]
+    recipe_text = portable_recipe(loaded, names)
     t_merged = time.monotonic()
     manifest_variants = []
     for v in variants:
         folder = work / v.folder if v.folder else work
-        files = [*digests[v.name], *_write_side_files(plan, v, folder)]
+        files = [*digests[v.name], *_write_side_files(plan, v, folder, recipe_text)]
         manifest_variants.append(
             Variant(
                 name=v.name,
@@ -280,28 +307,59 @@ def _build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **
         )
     manifest = Manifest(
         tool=f"publisher {__version__}",
-        created=datetime.now(UTC).replace(microsecond=0),
         recipe_name=loaded.recipe.name,
         recipe_version=loaded.recipe.version,
-        recipe_sha256=loaded.sha256,
+        recipe_sha256=hashlib.sha256(recipe_text).hexdigest(),
         merge_method=loaded.merge.merge_method,
         seed=loaded.recipe.seed,
         compute_dtype=loaded.recipe.compute_dtype,
         out_dtype=plan.out_dtype,
         inputs=inputs,
         variants=manifest_variants,
+    )
+    for mv in manifest_variants[1:]:
+        write_file_atomic(work / mv.folder / MANIFEST_FILE, variant_manifest(manifest, mv).to_json().encode())
+    record = BuildRecord(
+        created=datetime.now(UTC).replace(microsecond=0),
         timings=Timings(
             resolve_s=round(t_resolved - t0, 3),
             merge_s=round(t_merged - t_resolved, 3),
             total_s=round(time.monotonic() - t0, 3),
         ),
+        recipe_path=str(loaded.path.absolute()),
+        recipe_sha256=loaded.sha256,
+        parent_folders={
+            (names[m.ref].ref if m.ref in names else m.ref): str(m.path) for m in plan.models
+        },
     )
+    (work / BUILD_RECORD_FILE).write_text(record.to_json())
     (work / MANIFEST_FILE).write_text(manifest.to_json())
     if options.render_cards:
         _render_cards(work, loaded.path.parent, options)
     (work / "progress.json").unlink(missing_ok=True)
     os.replace(work, out)
-    return BuildResult(out=out, manifest=manifest, skipped=False)
+    return BuildResult(out=out, manifest=manifest, skipped=False, record=record)
+
+
+def variant_manifest(build: Manifest, variant: Variant, merged_revision: str | None = None) -> Manifest:
+    """The manifest a quantized variant's repo carries: itself, quantized from the merged model.
+
+    The merged model is pinned by content (its files' sha256) at build time, and by its
+    commit once it is published (``merged_revision``, set by publish and release).
+    """
+    merged = build.variant("merged")
+    return build.model_copy(
+        update={
+            "out_dtype": variant.dtype,
+            "variants": [variant.model_copy(update={"folder": ""})],
+            "quantized_from": QuantizedFrom(
+                ref=merged.repo_id or "merged",
+                repo_id=merged.repo_id,
+                revision=merged_revision,
+                files=[f for f in merged.files if f.path.endswith(".safetensors") or f.path == "config.json"],
+            ),
+        }
+    )
 
 
 def _variant_repo(plan: MergePlan, v: VariantOutput) -> str | None:

@@ -5,35 +5,97 @@ optional sections say what mergekit cannot: where to publish (``name``, ``versio
 ``publish``), what the card must state (``card``), which FP8 variants to produce
 (``quantize``), the seed of random methods (``seed``) and the precision (``compute_dtype``).
 
-Validation happens here, before any tensor is read: unknown keys (with a did-you-mean),
-unknown methods and parameters, values out of range, impossible model counts. Every error
-names ``file:line`` and the field.
+Validation happens here, before any tensor is read. What mergekit 0.1.5 refuses we refuse,
+as one line naming ``file:line`` and the field. What mergekit accepts but ignores (an
+unknown key, a parameter the method does not use, a duplicate model) is a one-line
+warning saying it has no effect; ``--strict`` or ``publish: {strict: true}`` makes those
+errors. The pieces: references.py (model references), recipe_keys.py (unknown keys and
+schema errors), recipe_checks.py (semantic checks).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+# the card section's schema lives in publisher.card.schema (the names are re-exported here)
+from publisher.card.schema import CardSection
+from publisher.card.schema import Comparison as Comparison
+from publisher.card.schema import EvalSource as EvalSource
+from publisher.card.schema import Evaluation as Evaluation
 from publisher.errors import RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
+from publisher.references import (
+    REPO_ID_RE,
+    REVISION_RE,
+    ModelPath,
+    ModelRef,
+    canonical,
+    parse_reference,
+)
+from publisher.suggest import did_you_mean
 from publisher.tensors import dtype_name
 from publisher.yamlmap import Loc, LocatedYaml, load_located
 
-REPO_PART = r"(?!.*(--|\.\.))[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
-REPO_ID_RE = re.compile(rf"^{REPO_PART}/{REPO_PART}$")
-REVISION_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
+__all__ = ["REPO_ID_RE", "REVISION_RE", "did_you_mean", "load_recipe", "model_references"]
+
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 )
 OUR_SECTIONS = ("name", "version", "seed", "compute_dtype", "card", "quantize", "publish", "merge")
 
 Scalar = bool | int | float | str
+
+
+def _numbers(value: Any) -> Any:
+    """mergekit reads parameters as numbers (pydantic, lax): '1e-5' (a string to YAML 1.1) is 1e-05."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: (_numbers(v) if k == "value" else v) for k, v in value.items()}
+    return value
+
+
+def _parameters(value: Any) -> Any:
+    return {k: _numbers(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def _reference(value: Any) -> Any:
+    return canonical(value) if isinstance(value, str | dict) else value
+
+
+ModelRefStr = Annotated[str, BeforeValidator(_reference)]
+
+
+def _pin(data: Any) -> Any:
+    """A source's ``revision:`` pins its model (``model: org/x`` + ``revision: v1`` is ``org/x@v1``).
+    mergekit 0.1.5 drops the key; we honour what it plainly asks for."""
+    if not isinstance(data, dict) or data.get("revision") in (None, ""):
+        return data
+    data = dict(data)
+    revision = str(data.pop("revision"))
+    ref = parse_reference(data.get("model", ""))
+    if ref.model.revision not in (None, revision):
+        raise ValueError(f"revision '{revision}' contradicts the model's own '@{ref.model.revision}'; keep one")
+    data["model"] = str(ModelRef(ModelPath(ref.model.path, revision), ref.lora))
+    return data
 
 
 class _Strict(BaseModel):
@@ -46,17 +108,22 @@ class ConditionalParameter(_Strict):
 
 
 ParameterSetting = Scalar | list[float] | list[Scalar] | list[ConditionalParameter] | ConditionalParameter
+Parameters = Annotated[dict[str, ParameterSetting] | None, BeforeValidator(_parameters)]
 
 
 class InputModel(_Strict):
-    model: str
-    parameters: dict[str, ParameterSetting] | None = None
+    model: ModelRefStr
+    parameters: Parameters = None
+
+    _revision = model_validator(mode="before")(_pin)
 
 
 class InputSlice(_Strict):
-    model: str
+    model: ModelRefStr
     layer_range: tuple[int, int]
-    parameters: dict[str, ParameterSetting] | None = None
+    parameters: Parameters = None
+
+    _revision = model_validator(mode="before")(_pin)
 
     @field_validator("layer_range")
     @classmethod
@@ -68,9 +135,9 @@ class InputSlice(_Strict):
 
 class OutputSlice(_Strict):
     sources: list[InputSlice] = Field(min_length=1)
-    base_model: str | None = None
+    base_model: ModelRefStr | None = None
     residual_weight: float | None = None
-    parameters: dict[str, ParameterSetting] | None = None
+    parameters: Parameters = None
 
 
 class MergeConfig(_Strict):
@@ -79,12 +146,17 @@ class MergeConfig(_Strict):
     merge_method: str
     models: list[InputModel] | None = None
     slices: list[OutputSlice] | None = None
-    base_model: str | None = None
+    base_model: ModelRefStr | None = None
     dtype: str | None = None
     out_dtype: str | None = None
     tokenizer_source: str | None = None
     chat_template: str | None = None
-    parameters: dict[str, ParameterSetting] | None = None
+    parameters: Parameters = None
+
+    @field_validator("tokenizer_source", mode="before")
+    @classmethod
+    def _tokenizer_ref(cls, v: Any) -> Any:
+        return v if v in (None, "base", "union") else _reference(v)
 
     @field_validator("dtype", "out_dtype")
     @classmethod
@@ -100,54 +172,26 @@ class MergeConfig(_Strict):
         return v
 
 
+# The schema classes that are mergekit's: an unknown key in them is ignored by mergekit, so a
+# warning here (recipe_keys.py); in our own sections an unknown key stays an error.
+MERGEKIT_MODELS: tuple[type[BaseModel], ...] = (MergeConfig, InputModel, InputSlice, OutputSlice, ConditionalParameter)
+
+
 class QuantizeSpec(_Strict):
     scheme: str = "fp8-dynamic"
     suffix: str | None = None  # variant repo = <name>-<suffix>; default from the scheme
     ignore: list[str] = Field(default_factory=list)  # extra modules to leave unquantized
 
 
-class Evaluation(_Strict):
-    task: str
-    metric: str = "acc"
-    value: float
-    dataset: str | None = None
-    split: str | None = None
-    few_shot: int | None = None
-
-
-class Comparison(_Strict):
-    model: str
-    results: dict[str, float]
-    note: str | None = None
-
-
-class CardSection(_Strict):
-    """Facts the weights cannot tell. Everything else on the card is read from the output."""
-
-    license: str | None = None
-    license_name: str | None = None
-    license_link: str | None = None
-    license_reason: str | None = None
-    context_length: int | None = Field(default=None, gt=0)
-    summary: str | None = None
-    description: str | None = None
-    use_cases: list[str] = Field(default_factory=list)
-    limitations: list[str] = Field(default_factory=list)
-    language: list[str] | str | None = None
-    tags: list[str] = Field(default_factory=list)
-    datasets: list[str] = Field(default_factory=list)
-    evaluations: str | list[Evaluation] | None = None  # an lm-eval results JSON path, or inline
-    comparisons: list[Comparison] = Field(default_factory=list)
-    template: str | None = None  # a Jinja2 template path, relative to the recipe
-
-
 class PublishSection(_Strict):
     private: bool = False
     commit_message: str | None = None
+    strict: bool = False  # warnings (keys and parameters with no effect) are errors
 
 
 class Recipe(_Strict):
-    name: str | None = None
+    name: str | None = None  # the repo id (org/name); see load_recipe for a name that is not one
+    label: str | None = None  # a top-level name that is not a repo id (a mergekit-multi stage name)
     version: str | None = None
     seed: int = Field(default=0, ge=0)
     compute_dtype: Literal["float32"] | None = None
@@ -180,6 +224,7 @@ class LoadedRecipe:
         self._merge_prefix = prefix  # () when the whole file is the mergekit config
         self.text = text
         self.sha256 = hashlib.sha256(text).hexdigest()
+        self.warnings: list[str] = []  # one line each: what has no effect, and where
 
     @property
     def path(self) -> Path:
@@ -199,133 +244,73 @@ class LoadedRecipe:
         return self.source.where(full)
 
 
-ALL_FIELD_NAMES = sorted(
-    {
-        name
-        for model in (
-            Recipe,
-            MergeConfig,
-            InputModel,
-            InputSlice,
-            OutputSlice,
-            ConditionalParameter,
-            QuantizeSpec,
-            CardSection,
-            PublishSection,
-            Evaluation,
-            Comparison,
-        )
-        for name in model.model_fields
-    }
-)
+class Warnings:
+    """Collects what has no effect; ``finish`` raises the first one when strict."""
+
+    def __init__(self) -> None:
+        self.items: list[RecipeError] = []
+
+    def add(self, what: str, *, where: str, fix: str | None = None) -> None:
+        self.items.append(RecipeError(what, where=where, fix=fix))
+
+    def finish(self, strict: bool) -> list[str]:
+        if strict and self.items:
+            first = self.items[0]
+            more = f"; {len(self.items) - 1} more" if len(self.items) > 1 else ""
+            raise RecipeError(f"{first.what} (strict{more})", where=first.where, fix=first.fix or "remove it, or drop --strict")
+        return [w.line() for w in self.items]
 
 
-def _edit_distance(a: str, b: str) -> int:
-    """Optimal-string-alignment distance: typos, including swapped letters, count as one edit."""
-    d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
-    for i in range(len(a) + 1):
-        d[i][0] = i
-    for j in range(len(b) + 1):
-        d[0][j] = j
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[len(a)][len(b)]
+def _shape(data: dict[str, Any]) -> tuple[dict[str, Any], Loc]:
+    """(recipe dict with the merge config under 'merge', where the merge config is in the file)."""
+    if "merge" in data:
+        return dict(data), ("merge",)
+    # A bare mergekit file: our own top-level keys ride along, the rest is the merge config.
+    shaped = {k: v for k, v in data.items() if k in OUR_SECTIONS}
+    shaped["merge"] = {k: v for k, v in data.items() if k not in OUR_SECTIONS}
+    return shaped, ()
 
 
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
-    if not choices:
-        return None
-    best = min(choices, key=lambda c: (_edit_distance(word.lower(), c.lower()), c))
-    if _edit_distance(word.lower(), best.lower()) <= max(1, len(word) // 3):
-        return f"did you mean '{best}'?"
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return f"did you mean '{match[0]}'?" if match else None
+def load_recipe(path: Path | str, *, strict: bool = False) -> LoadedRecipe:
+    """Parse, validate and check a recipe file; every problem is a RecipeError with file:line.
 
+    A top-level ``name:`` is our repo id when it has the form ``org/name``; anything else
+    (``name: stage-1`` of a mergekit-multi file, ``name: My merge``) is kept as the recipe's
+    label and names no repo."""
+    from publisher.recipe_checks import check_merge
+    from publisher.recipe_keys import recipe_error, strip_unknown
 
-def load_recipe(path: Path | str) -> LoadedRecipe:
-    """Parse, validate and check a recipe file; every problem is a RecipeError with file:line."""
     path = Path(path)
     located = load_located(path)
     data = located.data
     if not isinstance(data, dict):
         raise RecipeError("a recipe must be a YAML mapping", where=located.where(()))
-    if "merge" in data:
-        prefix: Loc = ("merge",)
-        shaped = dict(data)
-    else:
-        # A bare mergekit file: our own top-level keys ride along, the rest is the merge config.
-        prefix = ()
-        shaped = {k: v for k, v in data.items() if k in OUR_SECTIONS}
-        shaped["merge"] = {k: v for k, v in data.items() if k not in OUR_SECTIONS}
+    shaped, prefix = _shape(data)
+    warnings = Warnings()
+    name = shaped.get("name")
+    if name is not None and not (isinstance(name, str) and REPO_ID_RE.match(name)):
+        shaped["label"] = str(name)
+        del shaped["name"]
+        warnings.add(
+            f"name '{name}' is not a repo id, so it names no repo (kept as the recipe's label)",
+            where=f"{located.where(('name',))}: name",
+            fix="write name: org/model to publish under that repo id",
+        )
     if "modules" in shaped.get("merge", {}):
         raise RecipeError(
             "'modules' (multimodal merges) is not supported",
             where=located.where((*prefix, "modules")),
             fix="use 'models' or 'slices'",
         )
+    stripped = strip_unknown(shaped, located, prefix, warnings)
     try:
         recipe = Recipe.model_validate(shaped)
     except ValidationError as e:
-        raise _recipe_error(e, located, prefix) from None
+        raise recipe_error(e, located, prefix, stripped) from None
     loaded = LoadedRecipe(recipe, located, prefix, path.read_bytes())
-    check_merge(loaded)
+    check_merge(loaded, warnings)
+    loaded.warnings = warnings.finish(strict or recipe.publish.strict)
     return loaded
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The pydantic models an annotation can hold (through Optional, list, dict, unions)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    out: list[type[BaseModel]] = []
-    for arg in getattr(annotation, "__args__", ()) or ():
-        out += _models_in(arg)
-    return out
-
-
-def _field_names_at(loc: Loc) -> list[str]:
-    """Field names valid at ``loc`` (for did-you-mean), following the schema from Recipe down."""
-    models: list[type[BaseModel]] = [Recipe]
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        nxt: list[type[BaseModel]] = []
-        for m in models:
-            f = m.model_fields.get(part)
-            if f is not None:
-                nxt += _models_in(f.annotation)
-        if not nxt:
-            return ALL_FIELD_NAMES
-        models = nxt
-    return sorted({name for m in models for name in m.model_fields})
-
-
-def _recipe_error(e: ValidationError, located: LocatedYaml, prefix: Loc) -> RecipeError:
-    errors = e.errors()
-    # An unknown key usually explains a "missing" one (a typo), so report it first.
-    errors.sort(key=lambda x: x["type"] != "extra_forbidden")
-    err = errors[0]
-    loc: Loc = tuple(err["loc"])
-    # pydantic puts union-member names in loc (e.g. 'list[float]'); they are not YAML keys.
-    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "float", "bool"))))
-    yaml_loc = loc if prefix or not loc or loc[0] != "merge" else loc[1:]
-    field = ".".join(str(p) for p in loc if p != "merge" or prefix) or "recipe"
-    if err["type"] == "extra_forbidden":
-        key = str(loc[-1])
-        hint = did_you_mean(key, _field_names_at(loc[:-1])) or "remove it"
-        return RecipeError(f"unknown key '{key}'", where=f"{located.where(yaml_loc)}: {field}", fix=hint)
-    if err["type"] == "missing":
-        return RecipeError(
-            f"'{loc[-1]}' is required", where=f"{located.where(yaml_loc[:-1])}: {field}", fix=f"add '{loc[-1]}'"
-        )
-    msg = err["msg"].removeprefix("Value error, ")
-    return RecipeError(msg, where=f"{located.where(yaml_loc)}: {field}")
-
-
-# ----------------------------------------------------------------------------- semantic checks
 
 
 def model_references(merge: MergeConfig) -> list[str]:
@@ -341,166 +326,3 @@ def model_references(merge: MergeConfig) -> list[str]:
         for src in s.sources:
             refs.append(src.model)
     return list(dict.fromkeys(refs))
-
-
-def _setting_values(setting: Any, loc: Loc = ()) -> list[tuple[Loc, Any]]:
-    """Every constant a parameter setting can evaluate to, with where it is written."""
-    if isinstance(setting, ConditionalParameter):
-        return _setting_values(setting.value, (*loc, "value"))
-    if isinstance(setting, list):
-        out: list[tuple[Loc, Any]] = []
-        for i, item in enumerate(setting):
-            out += _setting_values(item, (*loc, i))
-        return out
-    return [(loc, setting)]
-
-
-def check_merge(loaded: LoadedRecipe) -> None:
-    merge = loaded.merge
-    method = REGISTRY.get(merge.merge_method)
-    if method is None:
-        raise RecipeError(
-            f"unknown merge_method '{merge.merge_method}'",
-            where=f"{loaded.where('merge_method')}: merge_method",
-            fix=did_you_mean(merge.merge_method, sorted(REGISTRY)) or f"use one of {', '.join(sorted(REGISTRY))}",
-        )
-    if (merge.models is None) == (merge.slices is None):
-        raise RecipeError(
-            "exactly one of 'models' or 'slices' must be given",
-            where=loaded.where(),
-            fix="list the parents under 'models:' (or 'slices:' for layer ranges)",
-        )
-    for ref_loc, ref in _model_ref_locations(merge):
-        _check_ref(loaded, ref_loc, ref)
-    if merge.tokenizer_source == "union":
-        raise RecipeError(
-            "tokenizer_source 'union' is not supported yet",
-            where=f"{loaded.where('tokenizer_source')}: tokenizer_source",
-            fix="use 'base' or a model reference",
-        )
-    global_names = {p.name for p in method.params}
-    model_names = {p.name for p in method.model_params}
-    every = sorted(global_names | model_names)
-
-    def check_block(params: dict[str, Any] | None, loc: Loc, *, per_model: bool) -> None:
-        for name, setting in (params or {}).items():
-            where = f"{loaded.where(*loc, name)}: {'.'.join(map(str, (*loc, name)))}"
-            p = method.param(name)
-            if p is None:
-                hint = did_you_mean(name, every) or (
-                    f"{method.name} takes {', '.join(every)}" if every else f"{method.name} takes no parameters"
-                )
-                raise RecipeError(f"unknown parameter '{name}' for {method.name}", where=where, fix=hint)
-            if per_model and name in global_names and name not in model_names:
-                raise RecipeError(
-                    f"'{name}' is a global parameter of {method.name}, not a per-model one",
-                    where=where,
-                    fix="move it to the top-level 'parameters:'",
-                )
-            if p.check is not None:
-                for sub, value in _setting_values(setting):
-                    problem = p.check(value)
-                    if problem:
-                        full = (*loc, name, *sub)
-                        raise RecipeError(
-                            f"{name} {problem}",
-                            where=f"{loaded.where(*full)}: {'.'.join(map(str, full))}",
-                        )
-
-    check_block(merge.parameters, ("parameters",), per_model=False)
-    for i, m in enumerate(merge.models or []):
-        check_block(m.parameters, ("models", i, "parameters"), per_model=True)
-    for i, s in enumerate(merge.slices or []):
-        check_block(s.parameters, ("slices", i, "parameters"), per_model=False)
-        for j, src in enumerate(s.sources):
-            check_block(src.parameters, ("slices", i, "sources", j, "parameters"), per_model=True)
-        lengths = {src.layer_range[1] - src.layer_range[0] for src in s.sources}
-        if len(lengths) > 1:
-            raise RecipeError(
-                f"sources of a slice must span the same number of layers, got {sorted(lengths)}",
-                where=f"{loaded.where('slices', i)}: slices.{i}",
-                fix="make every layer_range in the slice the same length",
-            )
-    _check_model_count(loaded, method)
-    for q_i, _q in enumerate(loaded.recipe.quantize):
-        if loaded.recipe.name is None:
-            raise RecipeError(
-                "a recipe with 'quantize' needs a 'name' (the variant repos are named after it)",
-                where=loaded.where("quantize", q_i, merge=False),
-                fix="add name: org/model",
-            )
-
-
-def _model_ref_locations(merge: MergeConfig) -> list[tuple[Loc, str]]:
-    out: list[tuple[Loc, str]] = []
-    if merge.base_model:
-        out.append((("base_model",), merge.base_model))
-    for i, m in enumerate(merge.models or []):
-        out.append((("models", i, "model"), m.model))
-    for i, s in enumerate(merge.slices or []):
-        if s.base_model:
-            out.append((("slices", i, "base_model"), s.base_model))
-        for j, src in enumerate(s.sources):
-            out.append((("slices", i, "sources", j, "model"), src.model))
-    if merge.tokenizer_source and merge.tokenizer_source not in ("base", "union"):
-        out.append((("tokenizer_source",), merge.tokenizer_source))
-    return out
-
-
-def _check_ref(loaded: LoadedRecipe, loc: Loc, ref: str) -> None:
-    where = f"{loaded.where(*loc)}: {'.'.join(map(str, loc))}"
-    if "+" in ref:
-        raise RecipeError(
-            f"LoRA references ('{ref}') are not supported",
-            where=where,
-            fix="merge the LoRA into its base first and reference the result",
-        )
-    if not ref.strip():
-        raise RecipeError("empty model reference", where=where)
-
-
-def _check_model_count(loaded: LoadedRecipe, method: MergeMethod) -> None:
-    merge = loaded.merge
-    if merge.models is not None:
-        refs = [m.model for m in merge.models]
-        if merge.base_model and merge.base_model not in refs:
-            refs.append(merge.base_model)
-        groups: list[tuple[Loc, list[str], str | None]] = [(("models",), refs, merge.base_model)]
-    else:
-        groups = [
-            (("slices", i), [src.model for src in s.sources], s.base_model or merge.base_model)
-            for i, s in enumerate(merge.slices or [])
-        ]
-    for loc, refs, base in groups:
-        where = f"{loaded.where(*loc)}: {'.'.join(map(str, loc))}"
-        if method.needs_base and not base:
-            raise RecipeError(
-                f"{method.name} needs a base model",
-                where=f"{loaded.where()}: base_model",
-                fix="add base_model: <the model the others were fine-tuned from>",
-            )
-        if method.needs_base and base and base not in refs and merge.slices is not None:
-            raise RecipeError(
-                f"base model {base} is not among the slice's sources",
-                where=where,
-                fix="add the base model as a source of the slice",
-            )
-        if len(refs) < method.min_models:
-            raise RecipeError(
-                f"{method.name} needs at least {method.min_models} models, got {len(refs)}",
-                where=where,
-            )
-        if method.max_models is not None and len(refs) > method.max_models:
-            extra = " (base included)" if method.needs_base else ""
-            raise RecipeError(
-                f"{method.name} takes at most {method.max_models} models{extra}, got {len(refs)}",
-                where=where,
-            )
-
-
-def reference_where(loaded: LoadedRecipe, ref: str) -> str:
-    """``file:line`` where the recipe first names the model ``ref`` (errors about that parent)."""
-    for loc, named in _model_ref_locations(loaded.merge):
-        if named == ref:
-            return loaded.where(*loc)
-    return str(loaded.path)

@@ -19,6 +19,7 @@ from pathlib import Path
 from publisher.errors import SourceError
 from publisher.hub.remote_source import RemoteParent
 from publisher.manifest import FileEntry, InputModel
+from publisher.portable import PortableName
 from publisher.tensors import PICKLE_SUFFIXES, ModelFiles, sha256_file
 
 HUB_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")
@@ -278,13 +279,13 @@ def hash_files(paths: list[Path], threads: int = 2) -> dict[Path, str]:
         return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
 
 
-def input_entry(model: ResolvedModel, hashes: dict[Path, str]) -> InputModel:
+def input_entry(model: ResolvedModel, hashes: dict[Path, str], name: PortableName | None = None) -> InputModel:
+    """The manifest's record of a parent; ``name``: a local folder's portable name (no paths)."""
     return InputModel(
-        ref=model.ref,
-        kind=model.kind,  # type: ignore[arg-type]
-        repo_id=model.repo_id,
-        revision=model.revision,
-        path=str(model.path),
+        ref=name.ref if name else model.ref,
+        kind=(name.kind if name else model.kind),  # type: ignore[arg-type]
+        repo_id=name.repo_id if name else model.repo_id,
+        revision=name.revision if name else model.revision,
         files=[FileEntry(path=p.name, size=p.stat().st_size, sha256=hashes[p]) for p in model_files(model)],
     )
 

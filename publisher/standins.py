@@ -47,6 +47,10 @@ class MistralShape:
 
 # 32 layers so that per-layer gradients mean what they mean on a 7B; tiny widths.
 TINY = MistralShape(hidden=16, intermediate=32, layers=32, heads=4, kv_heads=2, vocab=128)
+# Few layers but 7B-sized bands: each MLP weight (8448 x 512 = 4.3 Mi elements) is past the
+# 2^22-element row bands and SLERP's 2^20-element chunks, so the oracle checks those paths.
+WIDE = MistralShape(hidden=512, intermediate=8448, layers=2, heads=4, kv_heads=2, vocab=256)
+WIDE_SHARD_BYTES = 20_000_000  # three shards per parent; layer 0 ends in the second
 SEVEN_B = MistralShape(hidden=4096, intermediate=14336, layers=32, heads=32, kv_heads=8, vocab=32000)
 
 
@@ -225,6 +229,7 @@ def generate_family(
     finetunes: int = 3,
     dtype: str = "BF16",
     perturbation: float = 0.004,
+    max_shard_bytes: int = 5_000_000_000,
 ) -> dict[str, Path]:
     """``base`` plus ``ft1``…``ftN`` (base + seeded perturbation), plus two unrelated models ``a``/``b``."""
     models = {"base": Recipe(seed=FAMILY_BASE_SEED)}
@@ -232,7 +237,10 @@ def generate_family(
         models[f"ft{k}"] = Recipe(seed=FAMILY_BASE_SEED + k, base_seed=FAMILY_BASE_SEED, perturbation=perturbation)
     models["a"] = Recipe(seed=1)
     models["b"] = Recipe(seed=2)
-    return {name: generate_model(root / name, shape, recipe=r, dtype=dtype) for name, r in models.items()}
+    return {
+        name: generate_model(root / name, shape, recipe=r, dtype=dtype, max_shard_bytes=max_shard_bytes)
+        for name, r in models.items()
+    }
 
 
 def with_layers(shape: MistralShape, layers: int) -> MistralShape:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from publisher.build import BuildOptions, build
-from publisher.commands.common import add_threads, parse_size, silence_hub_progress
+from publisher.commands.common import add_strict, add_threads, parse_size, silence_hub_progress
 from publisher.merge.engine import DEFAULT_MEMORY_BUDGET, DEFAULT_SHARD_BYTES
 
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--memory-budget", type=parse_size, default=DEFAULT_MEMORY_BUDGET, help="bytes of tensors in flight (default 1.5GiB)")
     p.add_argument("--quiet", action="store_true", help="no progress bars, huggingface_hub's downloads included (CI logs)")
     p.add_argument("--no-card", action="store_true", help="skip rendering README.md cards")
+    add_strict(p)
     p.set_defaults(func=run)
 
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         memory_budget=args.memory_budget,
         quiet=args.quiet,
         render_cards=not args.no_card,
+        strict=args.strict,
     )
     result = build(args.recipe, args.out, options)
     m = result.manifest
@@ -44,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{result.out} already holds this build (recipe sha256 {m.recipe_sha256[:12]}); nothing to do")
         return 0
     size = sum(f.size for v in m.variants for f in v.files)
+    seconds = result.record.timings.total_s if result.record else 0.0
     console.print(
-        f"built {result.out} in {m.timings.total_s:.1f}s: "
+        f"built {result.out} in {seconds:.1f}s: "
         + ", ".join(f"{v.name} ({v.dtype}, {len(v.files)} files)" for v in m.variants)
         + f", {size / 1e9:.2f} GB"
     )

@@ -30,3 +30,11 @@ def silence_hub_progress() -> None:
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()
+
+
+def add_strict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat recipe warnings (keys and parameters that have no effect) as errors",
+    )

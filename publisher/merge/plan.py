@@ -20,6 +20,7 @@ from typing import Any
 
 from publisher.errors import MergeError, RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
+from publisher.merge.methods.registry import as_bool, is_bool
 from publisher.recipe import (
     ConditionalParameter,
     InputSlice,
@@ -211,7 +212,7 @@ class Planner:
                         fix=f"add a default, e.g. '- value: ...' without a filter, for '{p.name}'",
                     )
                 value = p.default
-            params[p.name] = value
+            params[p.name] = as_bool(value) if p.check is is_bool else value
         per_model = []
         for ref, in_name in zip(refs, in_names, strict=True):
             values: dict[str, Any] = {}
@@ -227,7 +228,7 @@ class Planner:
                             fix=f"add parameters: {{{p.name}: ...}} to the model, or a global default",
                         )
                     value = None if p.required else p.default
-                values[p.name] = value
+                values[p.name] = as_bool(value) if p.check is is_bool and value is not None else value
             per_model.append(values)
         return params, tuple(per_model)
 
@@ -249,6 +250,10 @@ class Planner:
         self, out_name: str, in_names: list[str], refs: list[str], t: float, out_slice: OutputSlice, layer: int | None
     ) -> None:
         base = self._base_of(out_slice)
+        # mergekit keys a tensor's inputs by model: a duplicate is one input (first position,
+        # last tensor name, as its dict of inputs keeps them).
+        by_ref = dict(zip(refs, in_names, strict=True))
+        refs, in_names = list(by_ref), list(by_ref.values())
         infos = []
         sources = []
         resolved_names = []

@@ -22,11 +22,12 @@ import yaml
 from safetensors.torch import load_file
 
 from publisher.build import BuildOptions, build
-from publisher.standins import TINY, generate_family
+from publisher.standins import TINY, WIDE, WIDE_SHARD_BYTES, generate_family
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mergekit"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "config.yml").exists())
 FAMILIES = {"FAMILY_BF16": "BF16", "FAMILY_F32": "F32"}
+WIDE_FAMILY = "FAMILY_WIDE"  # sharded, 7B-band-sized parents; their cases keep digests.json
 # case name -> the ulp it may differ by, and why; empty: every case is bitwise equal to mergekit.
 ULP_ALLOWED: dict[str, int] = {}
 
@@ -75,15 +76,25 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _weights_digest(model: Path) -> str:
+    """As tests/oracle/regenerate.py records it: the file's sha256, or the shards' in order."""
+    shards = sorted(model.glob("*.safetensors"))
+    if len(shards) == 1:
+        return _sha256(shards[0])
+    return hashlib.sha256("".join(f"{s.name}:{_sha256(s)}\n" for s in shards).encode()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def oracle_family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("oracle-family")
     meta = json.loads((FIXTURES / "family.json").read_text())
     out = {}
-    for key, dtype in FAMILIES.items():
-        models = generate_family(root / key, TINY, dtype=dtype)
+    families = {key: generate_family(root / key, TINY, dtype=dtype) for key, dtype in FAMILIES.items()}
+    families[WIDE_FAMILY] = generate_family(root / WIDE_FAMILY, WIDE, finetunes=2, max_shard_bytes=WIDE_SHARD_BYTES)
+    for key, models in families.items():
+        assert sorted(models) == sorted(meta["family"][key])
         for name, path in models.items():
-            got = _sha256(path / "model.safetensors")
+            got = _weights_digest(path)
             assert got == meta["family"][key][name], (
                 f"stand-in {key}/{name} changed (sha256 {got[:12]}); "
                 "regenerate the references: python3 tests/oracle/regenerate.py"
@@ -121,6 +132,10 @@ def test_agrees_with_mergekit(case: str, oracle_family: dict[str, str], tmp_path
     build(recipe, out, BuildOptions(threads=2, quiet=True, render_cards=False))
 
     ours = _load_output(out)
+    if (ref_dir / "digests.json").exists():
+        _assert_same_digests(case, ours, json.loads((ref_dir / "digests.json").read_text()))
+        _assert_same_config(out, ref_dir)
+        return
     ref = load_file(ref_dir / "model.safetensors")
     assert sorted(ours) == sorted(ref)
     worst: list[tuple[int, str]] = []
@@ -134,6 +149,25 @@ def test_agrees_with_mergekit(case: str, oracle_family: dict[str, str], tmp_path
     allowed = ULP_ALLOWED.get(case, 0)
     assert worst[0][0] <= allowed, f"{case}: worst tensors (ulp, name): {worst[:5]} (allowed {allowed})"
 
+    _assert_same_config(out, ref_dir)
+
+
+def _assert_same_digests(case: str, ours: dict[str, torch.Tensor], ref: dict[str, dict[str, Any]]) -> None:
+    """Bitwise against mergekit's output recorded as per-tensor sha256 (the wide cases)."""
+    assert sorted(ours) == sorted(ref)
+    differ = []
+    for name, r in ref.items():
+        o = ours[name].contiguous()
+        assert (str(o.dtype).removeprefix("torch."), list(o.shape)) == (_TORCH_NAMES[r["dtype"]], r["shape"]), name
+        if hashlib.sha256(o.view(torch.uint8).numpy().tobytes()).hexdigest() != r["sha256"]:
+            differ.append(name)
+    assert not differ, f"{case}: {len(differ)} tensors differ from mergekit's bytes: {differ[:5]}"
+
+
+_TORCH_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
+
+
+def _assert_same_config(out: Path, ref_dir: Path) -> None:
     ours_cfg = json.loads((out / "config.json").read_text())
     ref_cfg = json.loads((ref_dir / "config.json").read_text())
     for key in ("num_hidden_layers", "hidden_size", "vocab_size", "architectures"):

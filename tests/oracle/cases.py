@@ -12,6 +12,10 @@ from typing import Any
 
 BF16 = "FAMILY_BF16"
 F32 = "FAMILY_F32"
+# Few-layer, 7B-band-sized parents (publisher.standins.WIDE), sharded like real checkpoints
+# (three files, layer 0 split across two): their cases keep per-tensor sha256 digests of
+# mergekit's output instead of its ~55 MB of weights.
+WIDE = "FAMILY_WIDE"
 
 # The widespread LazyMergekit slerp setting (issue 2, "Recipes for the seed models").
 LAZY_T: list[dict[str, Any]] = [
@@ -41,6 +45,47 @@ def _slerp_slices(fam: str, a: str, b: str) -> list[dict[str, Any]]:
             ]
         }
     ]
+
+
+def _wide_slices(a: str, b: str) -> list[dict[str, Any]]:
+    return [{"sources": [{"model": f"{WIDE}/{a}", "layer_range": [0, 2]}, {"model": f"{WIDE}/{b}", "layer_range": [0, 2]}]}]
+
+
+# Every method that works in row bands (linear, the task-arithmetic family) or chunks (slerp),
+# past those thresholds.
+WIDE_CASES: dict[str, dict[str, Any]] = {
+    "wide_linear": {
+        "merge_method": "linear",
+        "models": [_m(WIDE, "a", weight=0.3), _m(WIDE, "b", weight=0.7)],
+        "dtype": "bfloat16",
+    },
+    "wide_slerp": {
+        "merge_method": "slerp",
+        "slices": _wide_slices("a", "b"),
+        "base_model": f"{WIDE}/a",
+        "parameters": {"t": LAZY_T},
+        "dtype": "bfloat16",
+    },
+    "wide_task_arithmetic": {
+        "merge_method": "task_arithmetic",
+        "base_model": f"{WIDE}/base",
+        "models": _fts(WIDE, {"weight": 0.7}, {"weight": 0.4}),
+        "dtype": "bfloat16",
+    },
+    "wide_ties": {
+        "merge_method": "ties",
+        "base_model": f"{WIDE}/base",
+        "models": _fts(WIDE, {"weight": 0.6, "density": 0.5}, {"weight": 0.5, "density": 0.7}),
+        "parameters": {"normalize": True},
+        "dtype": "bfloat16",
+    },
+    "wide_breadcrumbs_ties": {
+        "merge_method": "breadcrumbs_ties",
+        "base_model": f"{WIDE}/base",
+        "models": _fts(WIDE, {"weight": 0.6, "density": 0.8, "gamma": 0.05}, {"weight": 0.5, "density": 0.7, "gamma": 0.02}),
+        "dtype": "bfloat16",
+    },
+}
 
 
 CASES: dict[str, dict[str, Any]] = {
@@ -312,7 +357,51 @@ CASES: dict[str, dict[str, Any]] = {
         "models": [_m(F32, "b")],
         "dtype": "float32",
     },
+    # --- leniency (issue 11): what mergekit 0.1.5 accepts and ignores or reads as numbers -----
+    "lenient_ties_numeric_flags": {
+        "merge_method": "ties",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.6, "density": 0.5, "gamma": 0.1}, {"weight": 0.4, "density": 0.7}),
+        "parameters": {"normalize": 1.0, "int8_mask": 1.0, "select_topk": 0.5},
+        "dype": "float16",
+        "dtype": "bfloat16",
+    },
+    "lenient_ram_string_epsilon": {
+        "merge_method": "ram",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {}, {}),
+        "parameters": {"epsilon": "3e-3", "allow_negative_weights": True},
+        "dtype": "bfloat16",
+    },
+    "lenient_model_stock_weight": {
+        "merge_method": "model_stock",
+        "base_model": f"{BF16}/base",
+        "models": _fts(BF16, {"weight": 0.2}, {"weight": 0.5}, {"weight": 0.3}),
+        "dtype": "bfloat16",
+    },
+    "lenient_multislerp_normalize": {
+        "merge_method": "multislerp",
+        "models": [_m(BF16, "a", weight=0.4), _m(BF16, "b", weight=0.6)],
+        "parameters": {"normalize": True},
+        "dtype": "bfloat16",
+    },
+    "task_arithmetic_base_only": {
+        "merge_method": "task_arithmetic",
+        "base_model": f"{BF16}/base",
+        "models": [_m(BF16, "base", weight=1.0)],
+        "dtype": "bfloat16",
+    },
 }
+LENIENCY_CASES = (
+    "lenient_ties_numeric_flags",
+    "lenient_ram_string_epsilon",
+    "lenient_model_stock_weight",
+    "lenient_multislerp_normalize",
+    "task_arithmetic_base_only",
+)
+
+
+CASES.update(WIDE_CASES)
 
 
 def resolve_paths(config: Any, family: dict[str, str]) -> Any:

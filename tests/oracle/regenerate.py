@@ -33,9 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import BF16, CASES, F32, resolve_paths  # noqa: E402
+from cases import BF16, CASES, F32, WIDE, resolve_paths  # noqa: E402
 
-from publisher.standins import TINY, generate_family  # noqa: E402
+from publisher.standins import TINY, WIDE_SHARD_BYTES, generate_family  # noqa: E402
+from publisher.standins import WIDE as WIDE_SHAPE  # noqa: E402
+from publisher.tensors import read_header  # noqa: E402
 
 VENV = ROOT / ".oracle-venv-mergekit"
 FIXTURES = ROOT / "tests" / "fixtures" / "mergekit"
@@ -78,14 +80,35 @@ def versions() -> dict[str, str]:
 def family_digests(families: dict[str, Path]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for key, root in families.items():
-        out[key] = {m.name: sha256(m / "model.safetensors") for m in sorted(root.iterdir())}
+        out[key] = {m.name: weights_digest(m) for m in sorted(root.iterdir())}
+    return out
+
+
+def weights_digest(model: Path) -> str:
+    """sha256 of the one weights file, or of the shards' digests in order for a sharded model."""
+    shards = sorted(model.glob("*.safetensors"))
+    if len(shards) == 1:
+        return sha256(shards[0])
+    return hashlib.sha256("".join(f"{s.name}:{sha256(s)}\n" for s in shards).encode()).hexdigest()
+
+
+def tensor_digests(shard: Path) -> dict[str, dict[str, object]]:
+    """Per tensor: dtype, shape and sha256 of its bytes (what a bitwise comparison needs)."""
+    infos, _ = read_header(shard)
+    out: dict[str, dict[str, object]] = {}
+    with shard.open("rb") as f:
+        for name, info in sorted(infos.items()):
+            f.seek(info.offset)
+            data = f.read(info.nbytes)
+            out[name] = {"dtype": info.dtype, "shape": list(info.shape), "sha256": hashlib.sha256(data).hexdigest()}
     return out
 
 
 def make_families(work: Path) -> dict[str, Path]:
-    fams = {BF16: work / "family-bf16", F32: work / "family-f32"}
+    fams = {BF16: work / "family-bf16", F32: work / "family-f32", WIDE: work / "family-wide"}
     generate_family(fams[BF16], TINY, dtype="BF16")
     generate_family(fams[F32], TINY, dtype="F32")
+    generate_family(fams[WIDE], WIDE_SHAPE, dtype="BF16", finetunes=2, max_shard_bytes=WIDE_SHARD_BYTES)
     return fams
 
 
@@ -107,11 +130,14 @@ def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergek
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     (dest / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    shutil.copyfile(shards[0], dest / "model.safetensors")
+    if WIDE + "/" in json.dumps(config):
+        (dest / "digests.json").write_text(json.dumps(tensor_digests(shards[0]), indent=1, sort_keys=True) + "\n")
+    else:
+        shutil.copyfile(shards[0], dest / "model.safetensors")
     for keep in KEEP:
         shutil.copyfile(out / keep, dest / keep)
     shutil.rmtree(out)
-    print(f"{name}: {(dest / 'model.safetensors').stat().st_size // 1024} KiB")
+    print(f"{name}: {sum(f.stat().st_size for f in dest.iterdir()) // 1024} KiB")
 
 
 def main() -> None:

@@ -52,8 +52,24 @@ def is_number(value: Any) -> str | None:
     return None
 
 
+TRUE_WORDS = ("true", "yes", "on", "t", "y", "1")
+FALSE_WORDS = ("false", "no", "off", "f", "n", "0")
+
+
+def as_bool(value: Any) -> bool | None:
+    """A flag as mergekit 0.1.5 reads it (pydantic, lax): true/false, 1/0 (``normalize: 1.0``,
+    as its own cards write it), or a yes/no word; None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    return None
+
+
 def is_bool(value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    return None if as_bool(value) is not None else f"must be true or false, got {value!r}"
 
 
 @dataclass(frozen=True)

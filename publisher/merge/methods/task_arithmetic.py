@@ -178,7 +178,7 @@ def _register(
             params=gta_params(normalize=normalize, rescale=rescale),
             model_params=(Param("weight", check=is_number), DENSITY, *extra),
             needs_base=True,
-            min_models=2,
+            min_models=1,  # the base alone: mergekit returns the base (a LoRA baked into it)
             random=random,
             workspace=workspace,
             pretty_name=pretty,
