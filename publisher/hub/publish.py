@@ -56,6 +56,7 @@ from publisher.hub.publish_plan import (
     diff,
     human_size,
 )
+from publisher.hub.reach import Unreachable
 from publisher.hub.remote import (
     Retry,
     client_settings,
@@ -329,8 +330,13 @@ def publish(
             f"no Hub token for {endpoint}", fix="set HF_TOKEN or run `hf auth login` (a write token)"
         )
     publisher = Publisher(api, token, retry or Retry(), log, settings.commit_message)
-    with client_settings(endpoint):
-        return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    try:
+        with client_settings(endpoint):
+            return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    except Unreachable as e:
+        if e.repo_id:
+            raise
+        raise Unreachable(e.base_url, e.reason, ", ".join(b.repo_id for b in builds)) from None
 
 
 def _run(

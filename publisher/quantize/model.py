@@ -130,7 +130,7 @@ def quantize_model(
 
 
 def _check_output(out: Path, needed: int) -> None:
-    if out.exists():
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):  # an empty folder is fine
         raise OutputError(f"{out} already exists", where="--out", fix="choose a new folder or remove it")
     parent = out.parent
     while not parent.exists():
