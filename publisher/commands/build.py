@@ -11,7 +11,7 @@ from rich.markup import escape
 from publisher.build import BuildOptions, build
 from publisher.check.run import CheckOptions
 from publisher.commands.check import print_report
-from publisher.commands.common import add_strict, add_threads, parse_size
+from publisher.commands.common import add_strict, add_threads, parse_size, silence_hub_progress
 from publisher.merge.engine import DEFAULT_MEMORY_BUDGET, DEFAULT_SHARD_BYTES
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_threads(p)
     p.add_argument("--max-shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES, help="default 5GB")
     p.add_argument("--memory-budget", type=parse_size, default=DEFAULT_MEMORY_BUDGET, help="bytes of tensors in flight (default 1.5GiB)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (CI logs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, huggingface_hub's downloads included (CI logs)")
     p.add_argument("--no-card", action="store_true", help="skip rendering README.md cards")
     add_strict(p)
     p.add_argument(
@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    if args.quiet:
+        silence_hub_progress()
     options = BuildOptions(
         warn=lambda msg: err.print(f"[yellow]warning:[/] {escape(msg)}"),
         threads=args.threads,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from huggingface_hub import snapshot_download
 
 from publisher.check.run import check_build
@@ -176,3 +177,26 @@ def test_offline_mode_still_reaches_a_loopback_hub(hub: Hub, tmp_path: Path, mon
 def _lfs_puts(hub: Hub) -> int:
     stats = hub.server.app.stats
     return stats["PUT /lfs-upload/{ticket}"] + stats["PUT /lfs-upload/{ticket}/{part}"]
+
+
+def test_eval_results_files_are_published_with_the_card(hub: Hub, tmp_path: Path) -> None:
+    """``.eval_results/*.yaml`` (written by the card stage) travel with README.md, card-only updates included."""
+    from huggingface_hub import parse_eval_result_entries
+
+    build = make_build(tmp_path / "b1", variants=False)
+    evals = build / ".eval_results"
+    evals.mkdir()
+    (evals / "mmlu.yaml").write_text("- dataset:\n    id: cais/mmlu\n    task_id: mmlu\n  value: 64.1\n")
+    assert [r.action for r in _publish(hub, build).results] == ["published"]
+    api = hub.api()
+    assert ".eval_results/mmlu.yaml" in api.list_repo_files("alice/tiny-merge", revision="v1.0.0")
+    # a re-rendered card with new numbers is a card update: the tag stays, main gets both files
+    (evals / "mmlu.yaml").write_text("- dataset:\n    id: cais/mmlu\n    task_id: mmlu\n  value: 64.3\n")
+    (evals / "gsm8k.yaml").write_text("- dataset:\n    id: openai/gsm8k\n    task_id: gsm8k\n  value: 40.0\n")
+    report = _publish(hub, build)
+    assert report.results[0].action == "card updated"
+    assert sorted((c.path, c.kind) for c in report.results[0].changes) == [
+        (".eval_results/gsm8k.yaml", "add"), (".eval_results/mmlu.yaml", "change")]
+    path = hub.api().hf_hub_download("alice/tiny-merge", ".eval_results/mmlu.yaml", cache_dir=tmp_path / "c")
+    assert [e.value for e in parse_eval_result_entries(yaml.safe_load(Path(path).read_text()))] == [64.3]
+    assert _publish(hub, build).results[0].action == "up to date"
