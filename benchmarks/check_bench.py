@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("data", type=Path, help="where the 7B-shaped models are (or go)")
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--skip-fp8", action="store_true")
+    ap.add_argument("--only-fp8", action="store_true", help="just the FP8 step")
     ap.add_argument("--model", type=Path, help="an existing bf16 model folder to measure")
     ap.add_argument("--fp8", type=Path, help="where its fp8-dynamic copy is (made when missing)")
     args = ap.parse_args()
@@ -93,8 +94,9 @@ def main() -> int:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
     print(f"load average before: {os.getloadavg()}")
     print("| step | wall | peak RSS | CPU user+sys |\n|---|---:|---:|---:|")
-    run("structural checks, bf16 + FP8 folders (process, imports included)", STRUCTURAL, [str(base), str(fp8)], env)
-    run(f"measured pass, bf16 7B, {args.tokens} tokens", MEASURE, [str(base), str(args.tokens)], env)
+    if not args.only_fp8:
+        run("structural checks, bf16 + FP8 folders (process, imports included)", STRUCTURAL, [str(base), str(fp8)], env)
+        run(f"measured pass, bf16 7B, {args.tokens} tokens", MEASURE, [str(base), str(args.tokens)], env)
     if not args.skip_fp8:
         run(f"measured pass, bf16 7B then FP8 vs bf16, {args.tokens} tokens", MEASURE, [str(base), str(args.tokens), str(fp8)], env)
     return 0

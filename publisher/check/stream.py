@@ -155,8 +155,11 @@ class WeightSource:
         ref_info = self.reference.tensors.get(name)
         if ref_info is None or tuple(ref_info.shape) != tuple(value.shape):
             return
-        merged = self.reader.read(ref_info)
-        err = weight_error(merged, value, self.layout)
+        err = 0.0
+        for r0, r1 in _bands(ref_info.shape[0], self.layout):  # bounded temporaries on 7B-wide weights
+            merged = self.reader.read(ref_info, rows=(r0, r1))
+            err = max(err, weight_error(merged, value[r0:r1], self.layout))
+            del merged
         if self.stats.worst_tensor is None or err > self.stats.fp8_weight_error:
             self.stats.fp8_weight_error, self.stats.worst_tensor = err, name
 
@@ -166,6 +169,14 @@ class WeightSource:
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _bands(rows: int, layout: ScaleLayout, band: int = 2048) -> list[tuple[int, int]]:
+    """Row ranges whose scale groups are whole (a per-tensor scale needs the whole tensor)."""
+    if layout.strategy == "tensor":
+        return [(0, rows)]
+    step = max(band - band % layout.block[0], layout.block[0]) if layout.strategy == "block" and layout.block else band
+    return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
 def _tied_name(model: Any, param: str) -> str | None:
