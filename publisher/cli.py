@@ -18,8 +18,9 @@ from rich.markup import escape
 
 from publisher import __version__
 from publisher.errors import PublisherError
+from publisher.hub.reach import install as fail_fast_when_unreachable
 
-COMMANDS = ("plan", "build", "quantize", "card", "publish", "release", "catalog", "hub", "demo")
+COMMANDS = ("plan", "build", "quantize", "check", "card", "publish", "release", "catalog", "hub", "demo")
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    fail_fast_when_unreachable()
     try:
         code = args.func(args)
     except PublisherError as e:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from publisher.check.results import require_passed
 from publisher.errors import (
     CardError,
     HubError,
@@ -39,6 +40,7 @@ from publisher.hub.local_build import (
     LocalFile,
     PublishSettings,
     VariantBuild,
+    is_card_file,
     publish_settings,
     read_build,
 )
@@ -56,6 +58,7 @@ from publisher.hub.publish_plan import (
     diff,
     human_size,
 )
+from publisher.hub.reach import Unreachable
 from publisher.hub.remote import (
     Retry,
     client_settings,
@@ -156,8 +159,8 @@ class Publisher:
         tagged = tags[tag]
         tag_files = head_files if tagged == head else self._files_at(build.repo_id, tagged)
         vs_tag = diff(build.files, tag_files, self._text_at(build.repo_id, tagged))
-        if any(c.path != CARD for c in vs_tag):
-            shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if c.path != CARD)
+        if any(not is_card_file(c.path) for c in vs_tag):
+            shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if not is_card_file(c.path))
             return RepoPlan(
                 build, tag, private, True, "conflict", head, vs_tag,
                 note=f"{tag} already holds different files: {shown}",
@@ -165,8 +168,9 @@ class Publisher:
         vs_head = diff(build.files, head_files, self._text_at(build.repo_id, head))
         if not vs_head:
             return RepoPlan(build, tag, private, True, "up-to-date", head)
-        if all(c.path == CARD for c in vs_head) and not any(c.path != CARD for c in diff(
-            {p: f for p, f in build.files.items() if p != CARD}, {p: f for p, f in head_files.items() if p != CARD}
+        if all(is_card_file(c.path) for c in vs_head) and not any(not is_card_file(c.path) for c in diff(
+            {p: f for p, f in build.files.items() if not is_card_file(p)},
+            {p: f for p, f in head_files.items() if not is_card_file(p)},
         )):
             return RepoPlan(build, tag, private, True, "card-update", head, vs_head)
         return RepoPlan(
@@ -302,6 +306,7 @@ def publish(
     """Publish every variant of ``build_dir``; see the module docstring. Raises PublisherError."""
     build_dir = Path(build_dir)
     manifest, builds = read_build(build_dir)
+    require_passed(build_dir)  # the release gate: never publish a build whose checks failed
     version = str(manifest.recipe_version)
     tag = f"v{version}"
     try:
@@ -329,8 +334,13 @@ def publish(
             f"no Hub token for {endpoint}", fix="set HF_TOKEN or run `hf auth login` (a write token)"
         )
     publisher = Publisher(api, token, retry or Retry(), log, settings.commit_message)
-    with client_settings(endpoint):
-        return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    try:
+        with client_settings(endpoint):
+            return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    except Unreachable as e:
+        if e.repo_id:
+            raise
+        raise Unreachable(e.base_url, e.reason, ", ".join(b.repo_id for b in builds)) from None
 
 
 def _run(
