@@ -44,6 +44,15 @@ class FileEntry(_Strict):
     sha256: str
 
 
+class LoraInput(_Strict):
+    """The LoRA adapter applied to a parent (``base+lora``)."""
+
+    ref: str
+    repo_id: str | None = None
+    revision: str | None = None
+    path: str
+
+
 class InputModel(_Strict):
     """A parent as it was actually used: enough to fetch exactly the same bytes again."""
 
@@ -52,7 +61,8 @@ class InputModel(_Strict):
     repo_id: str | None = None
     revision: str | None = None  # the commit sha actually used (hub / recipe parents)
     path: str  # the folder read
-    files: list[FileEntry]  # safetensors + config.json, with sha256
+    files: list[FileEntry]  # safetensors + config.json (+ the adapter's files), with sha256
+    lora: LoraInput | None = None  # for ``base+lora``: ref/repo_id/revision above are the base's
 
 
 class Variant(_Strict):

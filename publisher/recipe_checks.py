@@ -161,11 +161,11 @@ def model_ref_locations(merge: MergeConfig) -> list[tuple[Loc, str]]:
 
 
 def _check_ref(loaded: LoadedRecipe, loc: Loc, ref: str) -> None:
-    if parse_reference(ref).lora is not None:
+    if loc == ("tokenizer_source",) and parse_reference(ref).lora is not None:
         raise RecipeError(
-            f"LoRA references ('{ref}') are not supported",
+            f"a LoRA reference ('{ref}') has no tokenizer of its own",
             where=_at(loaded, *loc),
-            fix="merge the LoRA into its base first and reference the result",
+            fix="name the base model as tokenizer_source",
         )
 
 

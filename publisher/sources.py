@@ -13,12 +13,14 @@ import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from publisher.errors import SourceError
 from publisher.hub.remote_source import RemoteParent
-from publisher.manifest import FileEntry, InputModel
+from publisher.lora import LoraAdapter, open_adapter
+from publisher.manifest import FileEntry, InputModel, LoraInput
+from publisher.references import parse_reference
 from publisher.tensors import PICKLE_SUFFIXES, ModelFiles, sha256_file
 
 HUB_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")
@@ -46,6 +48,7 @@ class ResolvedModel:
     repo_id: str | None = None
     revision: str | None = None
     remote: RemoteParent | None = None  # set when ``path`` is a header-only copy: weights stay on the Hub
+    lora: LoraAdapter | None = None  # ``base+lora``: the adapter applied tensor by tensor (lora.py)
 
     @property
     def config(self) -> dict[str, object]:
@@ -75,7 +78,14 @@ def resolve(
     """Find a parent. ``pins`` maps repo ids to revisions (a release pins parents it just
     published); ``recipe_outputs`` maps repo ids to local build folders of sibling recipes.
     With ``headers_dir``, a Hub parent is not downloaded: its header-only copy goes there
-    (see ``hub/remote_source.py``) and its weights are read later by Range requests."""
+    (see ``hub/remote_source.py``) and its weights are read later by Range requests.
+    ``base+lora`` resolves the base as any reference and the adapter beside it."""
+    parsed = parse_reference(ref)
+    if parsed.lora is not None:
+        kwargs = dict(pins=pins, recipe_outputs=recipe_outputs, endpoint=endpoint, token=token)
+        base = resolve(str(parsed.model), recipe_dir=recipe_dir, where=where, headers_dir=headers_dir, **kwargs)  # type: ignore[arg-type]
+        adapter = resolve_adapter(str(parsed.lora), recipe_dir=recipe_dir, where=where, endpoint=endpoint, token=token)
+        return replace(base, ref=ref, lora=adapter)
     local = local_candidate(ref, recipe_dir)
     if local is not None:
         return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
@@ -102,6 +112,20 @@ def resolve(
         )
     path, sha = _download(repo_id, revision, where, endpoint, token)
     return ResolvedModel(ref=ref, kind="hub", path=path, files=_open(path, where), repo_id=repo_id, revision=sha)
+
+
+def resolve_adapter(ref: str, *, recipe_dir: Path, where: str, endpoint: str | None, token: str | None) -> LoraAdapter:
+    """A LoRA adapter: a local folder, or a Hub repo downloaded whole (adapters are small)."""
+    local = local_candidate(ref, recipe_dir)
+    revision: str | None = None
+    if local is None:
+        m = HUB_REF_RE.match(ref)
+        if m is None:
+            raise SourceError(f"LoRA '{ref}' is neither an existing folder nor a Hub repo id", where=where)
+        local, revision = _download(m.group("repo"), m.group("rev"), where, endpoint, token)
+    adapter = open_adapter(ref, local, where)
+    adapter.revision = revision
+    return adapter
 
 
 def _reachable(endpoint: str | None) -> bool:
@@ -222,7 +246,8 @@ def _blob_sha(path: Path) -> str | None:
 def model_files(model: ResolvedModel) -> list[Path]:
     """The files of a parent the manifest records: its safetensors and config.json."""
     config = model.path / "config.json"
-    return [*model.files.files, *([config] if config.is_file() else [])]
+    adapter = model.lora.files if model.lora is not None else []
+    return [*model.files.files, *([config] if config.is_file() else []), *adapter]
 
 
 def known_hashes(paths: list[Path]) -> dict[Path, str]:
@@ -260,7 +285,17 @@ def hash_files(paths: list[Path], threads: int = 2) -> dict[Path, str]:
 
 
 def input_entry(model: ResolvedModel, hashes: dict[Path, str]) -> InputModel:
+    lora = None
+    if model.lora is not None:
+        hub = HUB_REF_RE.match(model.lora.ref) if model.lora.revision is not None else None
+        lora = LoraInput(
+            ref=model.lora.ref,
+            repo_id=hub.group("repo") if hub else None,
+            revision=model.lora.revision,
+            path=str(model.lora.path),
+        )
     return InputModel(
+        lora=lora,
         ref=model.ref,
         kind=model.kind,  # type: ignore[arg-type]
         repo_id=model.repo_id,

@@ -262,6 +262,9 @@ class Engine:
             x = self.reader.read(info)
             if self.hasher is not None:
                 self.hasher.offer(info, x)
+            lora = self.plan.models[model_index].lora
+            if lora is not None:  # a LoRA parent: the adapter merged into this tensor (publisher/lora.py)
+                x = lora.apply(name, x, self.reader)
             if self.compute_dtype is not None:
                 x = x.to(self.compute_dtype)
             elif self.plan.load_dtype is not None:

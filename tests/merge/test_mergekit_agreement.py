@@ -23,10 +23,12 @@ from safetensors.torch import load_file
 
 from publisher.build import BuildOptions, build
 from publisher.standins import TINY, WIDE, WIDE_SHARD_BYTES, generate_family
+from publisher.standins_lora import generate_adapters
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mergekit"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "config.yml").exists())
 FAMILIES = {"FAMILY_BF16": "BF16", "FAMILY_F32": "F32"}
+LORA_FAMILY = "FAMILY_LORA"  # PEFT adapters (publisher.standins_lora), applied as base+lora
 WIDE_FAMILY = "FAMILY_WIDE"  # sharded, 7B-band-sized parents; their cases keep digests.json
 # case name -> the ulp it may differ by, and why; empty: every case is bitwise equal to mergekit.
 ULP_ALLOWED: dict[str, int] = {}
@@ -91,6 +93,7 @@ def oracle_family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = {}
     families = {key: generate_family(root / key, TINY, dtype=dtype) for key, dtype in FAMILIES.items()}
     families[WIDE_FAMILY] = generate_family(root / WIDE_FAMILY, WIDE, finetunes=2, max_shard_bytes=WIDE_SHARD_BYTES)
+    families[LORA_FAMILY] = generate_adapters(root / LORA_FAMILY, TINY)
     for key, models in families.items():
         assert sorted(models) == sorted(meta["family"][key])
         for name, path in models.items():
@@ -108,6 +111,8 @@ def _resolve(config: Any, family: dict[str, str]) -> Any:
         return {k: _resolve(v, family) for k, v in config.items()}
     if isinstance(config, list):
         return [_resolve(v, family) for v in config]
+    if isinstance(config, str) and "+" in config:  # base+lora
+        return "+".join(_resolve(part, family) for part in config.split("+"))
     if isinstance(config, str):
         for key, root in family.items():
             if config.startswith(key + "/"):

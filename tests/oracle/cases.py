@@ -16,6 +16,7 @@ F32 = "FAMILY_F32"
 # (three files, layer 0 split across two): their cases keep per-tensor sha256 digests of
 # mergekit's output instead of its ~55 MB of weights.
 WIDE = "FAMILY_WIDE"
+LORA = "FAMILY_LORA"  # PEFT adapters for the tiny family (publisher.standins_lora)
 
 # The widespread LazyMergekit slerp setting (issue 2, "Recipes for the seed models").
 LAZY_T: list[dict[str, Any]] = [
@@ -392,6 +393,37 @@ CASES: dict[str, dict[str, Any]] = {
         "dtype": "bfloat16",
     },
 }
+CASES.update(
+    {
+        # --- LoRA references (issue 11): mergekit merges the adapter into the base with PEFT first ---
+        "lora_task_arithmetic_bake": {
+            "merge_method": "task_arithmetic",
+            "base_model": f"{BF16}/base",
+            "models": [_m(BF16, "base+" + LORA + "/lora1", weight=1.0)],
+            "dtype": "bfloat16",
+        },
+        "lora_linear_rslora_saved_modules": {
+            "merge_method": "linear",
+            "models": [_m(BF16, "a+" + LORA + "/lora2", weight=0.6), _m(BF16, "b", weight=0.4)],
+            "dtype": "bfloat16",
+        },
+        "lora_slerp_f32": {
+            "merge_method": "slerp",
+            "slices": [
+                {
+                    "sources": [
+                        {"model": f"{F32}/a+{LORA}/lora1", "layer_range": [0, 32]},
+                        {"model": f"{F32}/b", "layer_range": [0, 32]},
+                    ]
+                }
+            ],
+            "base_model": f"{F32}/a+{LORA}/lora1",
+            "parameters": {"t": [0.2, 0.7]},
+            "dtype": "float32",
+        },
+    }
+)
+LORA_CASES = ("lora_task_arithmetic_bake", "lora_linear_rslora_saved_modules", "lora_slerp_f32")
 LENIENCY_CASES = (
     "lenient_ties_numeric_flags",
     "lenient_ram_string_epsilon",
@@ -410,6 +442,8 @@ def resolve_paths(config: Any, family: dict[str, str]) -> Any:
         return {k: resolve_paths(v, family) for k, v in config.items()}
     if isinstance(config, list):
         return [resolve_paths(v, family) for v in config]
+    if isinstance(config, str) and "+" in config:  # base+lora: each part is a placeholder path
+        return "+".join(resolve_paths(part, family) for part in config.split("+"))
     if isinstance(config, str):
         for key, root in family.items():
             if config.startswith(key + "/"):

@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import BF16, CASES, F32, WIDE, resolve_paths  # noqa: E402
+from cases import BF16, CASES, F32, LORA, WIDE, resolve_paths  # noqa: E402
 
 from publisher.standins import TINY, WIDE_SHARD_BYTES, generate_family  # noqa: E402
 from publisher.standins import WIDE as WIDE_SHAPE  # noqa: E402
+from publisher.standins_lora import generate_adapters  # noqa: E402
 from publisher.tensors import read_header  # noqa: E402
 
 VENV = ROOT / ".oracle-venv-mergekit"
@@ -109,6 +110,8 @@ def make_families(work: Path) -> dict[str, Path]:
     generate_family(fams[BF16], TINY, dtype="BF16")
     generate_family(fams[F32], TINY, dtype="F32")
     generate_family(fams[WIDE], WIDE_SHAPE, dtype="BF16", finetunes=2, max_shard_bytes=WIDE_SHARD_BYTES)
+    fams[LORA] = work / "family-lora"
+    generate_adapters(fams[LORA], TINY)
     return fams
 
 
@@ -119,6 +122,7 @@ def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergek
     out = work / f"out-{name}"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TRANSFORMERS_OFFLINE="1")
     cmd = [str(mergekit_yaml), str(cfg_path), str(out), "--no-cuda", "--quiet", "--no-write-model-card", "--no-copy-tokenizer"]
+    cmd += ["--lora-merge-cache", str(work / "lora-cache")]  # mergekit merges adapters into a copy first
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"mergekit failed on {name}:\n{proc.stderr[-4000:]}")
