@@ -60,7 +60,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise OutputError(f"cannot listen on {args.host}:{args.port} ({e.strerror})", fix="choose another --port") from e
     console.print(f"local Hub serving {hub.root} at [bold]{hub.url}[/] (Ctrl-C to stop)")
-    console.print(f"  export HF_ENDPOINT={hub.url} HF_HUB_DISABLE_XET=1")
+    console.print(f"  export HF_ENDPOINT={hub.url}")
     try:
         hub.serve_forever()
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from publisher.release import (
     default_templates_dir,
     load_catalog,
     matrix,
+    removed_recipes,
     run_release,
 )
 
@@ -103,5 +104,7 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         if r.reason and r.action != "unchanged":
             log(f"{r.recipe}: {r.action} ({r.reason})")
+    for name, reason in removed_recipes(load_catalog(args.recipes), args.recipes, args.changed_since).items():
+        log(f"{name}: removed ({reason})")
     print_rows(rows, console)
     return 0

@@ -51,8 +51,9 @@ def make_api(endpoint: str, token: str | None) -> HfApi:
 def client_settings(endpoint: str) -> Iterator[None]:
     """huggingface_hub settings this endpoint needs, for the duration of a publish.
 
-    Servers other than huggingface.co (the local Hub) speak plain LFS, not Xet; and
-    ``HF_HUB_OFFLINE`` (which blocks every request of the client) is about the Hub, so a
+    Off huggingface.co the publisher uploads by classic LFS, not Xet: every Hub-compatible
+    server speaks it, and it is one streamed PUT per file where the local Hub, which speaks
+    both, keeps a Xet upload twice (its xorbs and the rebuilt file). ``HF_HUB_OFFLINE`` (which blocks every request of the client) is about the Hub, so a
     loopback server stays reachable. The client reads both at import and checks the
     constants at call time, so the constants are set here and restored afterwards.
     """
@@ -79,14 +80,13 @@ def loopback_online(endpoint: str) -> Iterator[None]:
     """Let huggingface_hub reach a loopback server even under ``HF_HUB_OFFLINE`` (downloads)."""
     from huggingface_hub import constants
 
-    saved = constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE
+    saved = constants.HF_HUB_OFFLINE
     try:
         if is_loopback(endpoint):
             constants.HF_HUB_OFFLINE = False
-            constants.HF_HUB_DISABLE_XET = True
         yield
     finally:
-        constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE = saved
+        constants.HF_HUB_OFFLINE = saved
 
 
 def _host(endpoint: str) -> str:

@@ -25,6 +25,7 @@ from publisher.release.changes import (
     Decision,
     decide,
     default_templates_dir,
+    removed_recipes,
 )
 from publisher.release.graph import Node, dependents, load_catalog, slug, waves
 from publisher.release.matrix import MAX_MATRIX_JOBS, matrix, parents_key
@@ -46,6 +47,7 @@ __all__ = [
     "load_catalog",
     "matrix",
     "parents_key",
+    "removed_recipes",
     "run_release",
     "slug",
     "waves",

@@ -34,6 +34,73 @@ def weights(recipe: Recipe) -> dict[str, Any]:
     return {k: data.get(k) for k in WEIGHT_SECTIONS}
 
 
+@dataclass
+class TreeChanges:
+    """What git says changed since a ref: every touched path, renames (new → old) and deletions."""
+
+    changed: set[Path]
+    renamed_from: dict[Path, Path]
+    deleted: set[Path]
+
+
+def tree_changes(repo: Any, since: str) -> TreeChanges:
+    root = Path(repo.working_tree_dir or ".").resolve()
+    changed: set[Path] = set()
+    renamed_from: dict[Path, Path] = {}
+    deleted: set[Path] = set()
+    for line in repo.git.diff("--name-status", "-M", since, "--").splitlines():
+        status, *paths = line.split("\t")
+        if not paths:
+            continue
+        if status.startswith("R") and len(paths) == 2:
+            old, new = (root / paths[0]).resolve(), (root / paths[1]).resolve()
+            renamed_from[new] = old
+            changed |= {old, new}
+            continue
+        path = (root / paths[-1]).resolve()
+        changed.add(path)
+        if status.startswith("D"):
+            deleted.add(path)
+    changed |= {(root / p).resolve() for p in repo.untracked_files}
+    return TreeChanges(changed, renamed_from, deleted)
+
+
+def removed_recipes(nodes: dict[str, Node], recipes_dir: Path, since: str | None) -> dict[str, str]:
+    """Recipes deleted since ``since`` (by name, with the reason the release reports). Their
+    published versions stay on the Hub: a release never deletes a repo."""
+    if since is None:
+        return {}
+    repo = _open_repo(recipes_dir, since)
+    root = Path(repo.working_tree_dir or ".").resolve()
+    out: dict[str, str] = {}
+    for path in sorted(tree_changes(repo, since).deleted):
+        if path.suffix not in (".yaml", ".yml") or Path(recipes_dir).resolve() not in path.parents:
+            continue
+        old = _old_recipe(repo, since, path)
+        if old is None or not old.name or old.name in nodes:
+            continue  # not a recipe then, or its name lives on in another file
+        out[old.name] = (f"recipe {path.relative_to(root).as_posix()} deleted since {since}; "
+                         "its published versions stay on the Hub (delete the repos there if intended)")
+    return out
+
+
+def _open_repo(recipes_dir: Path, since: str) -> Any:
+    import git
+
+    try:
+        repo = git.Repo(recipes_dir, search_parent_directories=True)
+        repo.commit(since)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+        raise RecipeError("not inside a git repository", where=str(recipes_dir), fix="drop --changed-since") from e
+    except (git.BadName, ValueError) as e:
+        raise RecipeError(
+            f"unknown git ref '{since}'",
+            where=str(recipes_dir),
+            fix="fetch enough history (fetch-depth: 0) or pass another ref",
+        ) from e
+    return repo
+
+
 def _old_recipe(repo: Any, ref: str, path: Path) -> Recipe | None:
     """The recipe as it was at ``ref`` (None if the file did not exist then or does not load)."""
     import git
@@ -58,22 +125,10 @@ def decide(
     """What each recipe needs, comparing the working tree with git ``since``."""
     if since is None:
         return {n: Decision("build", "full release") for n in nodes}
-    import git
-
-    try:
-        repo = git.Repo(recipes_dir, search_parent_directories=True)
-        repo.commit(since)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
-        raise RecipeError("not inside a git repository", where=str(recipes_dir), fix="drop --changed-since") from e
-    except (git.BadName, ValueError) as e:
-        raise RecipeError(
-            f"unknown git ref '{since}'",
-            where=str(recipes_dir),
-            fix="fetch enough history (fetch-depth: 0) or pass another ref",
-        ) from e
+    repo = _open_repo(recipes_dir, since)
     root = Path(repo.working_tree_dir or ".").resolve()
-    changed = {(root / p).resolve() for p in repo.git.diff("--name-only", since, "--").splitlines() if p}
-    changed |= {(root / p).resolve() for p in repo.untracked_files}
+    tree = tree_changes(repo, since)
+    changed = tree.changed
     templates = (templates_dir or default_templates_dir(recipes_dir) or root / "templates").resolve()
     card_templates = templates / CARD_TEMPLATES
     template_changed = any(card_templates in p.parents for p in changed)
@@ -81,10 +136,18 @@ def decide(
     for name, node in nodes.items():
         path = node.path.resolve()
         if path in changed:
-            old = _old_recipe(repo, since, path)
+            was = tree.renamed_from.get(path, path)
+            old = _old_recipe(repo, since, was)
+            if old is None or old.name != node.name:
+                # a recipe moved to a new file (with edits git does not call a rename)
+                was, old = _same_name_at(repo, since, tree.deleted, node.name) or (was, old)
+            moved = f"renamed from {was.relative_to(root).as_posix()}" if was != path and old is not None else ""
             new = node.loaded.recipe
             if old is None:
                 out[name] = Decision("build", "new recipe")
+            elif moved and weights(old) == weights(new) and old.version == new.version:
+                same_card = old.model_dump(mode="json") == new.model_dump(mode="json")
+                out[name] = Decision("skip", f"{moved}, unchanged") if same_card else Decision("card", f"{moved}, same weights")
             elif weights(old) != weights(new):
                 if old.version == new.version:
                     raise RecipeError(
@@ -92,9 +155,9 @@ def decide(
                         where=f"{node.path}:1",
                         fix=f"bump version (e.g. to {bump(new.version or '0.0.0')}): a published tag never moves",
                     )
-                out[name] = Decision("build", f"recipe changed ({old.version} → {new.version})")
+                out[name] = Decision("build", _with(moved, f"recipe changed ({old.version} → {new.version})"))
             elif old.version != new.version:
-                out[name] = Decision("build", f"version bumped ({old.version} → {new.version})")
+                out[name] = Decision("build", _with(moved, f"version bumped ({old.version} → {new.version})"))
             else:
                 out[name] = Decision("card", "recipe edited, same weights")
         elif node.card_inputs() & changed:
@@ -117,6 +180,20 @@ def decide(
                 )
             out[dep] = Decision("build", f"parent {name} rebuilt")
     return out
+
+
+def _with(moved: str, reason: str) -> str:
+    return f"{moved}; {reason}" if moved else reason
+
+
+def _same_name_at(repo: Any, since: str, deleted: set[Path], name: str | None) -> tuple[Path, Recipe] | None:
+    """The deleted file that held the recipe called ``name`` at ``since``, if any."""
+    for path in sorted(deleted):
+        if path.suffix in (".yaml", ".yml"):
+            old = _old_recipe(repo, since, path)
+            if old is not None and name and old.name == name:
+                return path, old
+    return None
 
 
 def bump(version: str) -> str:

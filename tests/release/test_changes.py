@@ -89,3 +89,39 @@ def test_unknown_ref_and_no_repository(catalog: Path, tmp_path_factory: pytest.T
     (bare / "recipes/a.yaml").write_text(linear("org/a", "x/y", "x/z"))
     with pytest.raises(RecipeError, match="not inside a git repository"):
         decide(load_catalog(bare / "recipes"), bare / "recipes", "HEAD")
+
+
+def test_renamed_recipes_keep_their_history(catalog: Path) -> None:
+    repo = git.Repo(catalog)
+    repo.git.mv("recipes/c.yaml", "recipes/c-renamed.yaml")  # committed rename: git's -M sees it
+    repo.index.commit("rename c")
+    assert decisions(catalog, "HEAD~1")["org/c"] == ("skip", "renamed from recipes/c.yaml, unchanged")
+
+    # moved by hand, not added to git, and edited: found by its name among the deleted files
+    (catalog / "recipes/b.yaml").rename(catalog / "recipes/b2.yaml")
+    text = (catalog / "recipes/b2.yaml").read_text()
+    (catalog / "recipes/b2.yaml").write_text(text + "card:\n  summary: the same merge, a new card\n")
+    assert decisions(catalog)["org/b"] == ("card", "renamed from recipes/b.yaml, same weights")
+
+    # renamed with new weights: still a changed merge, so the version must move
+    (catalog / "recipes/b2.yaml").write_text(text.replace("weight: 0.5", "weight: 0.7", 1))
+    with pytest.raises(RecipeError, match=r"the merge changed since HEAD but version is still 1\.0\.0"):
+        decisions(catalog)
+    (catalog / "recipes/b2.yaml").write_text(text.replace("weight: 0.5", "weight: 0.7", 1).replace("1.0.0", "1.1.0"))
+    assert decisions(catalog)["org/b"] == ("build", "renamed from recipes/b.yaml; recipe changed (1.0.0 → 1.1.0)")
+
+
+def test_deleted_recipes_are_reported_and_never_built(catalog: Path, tmp_path: Path) -> None:
+    from publisher.release import removed_recipes
+
+    (catalog / "recipes/c.yaml").unlink()
+    nodes = load_catalog(catalog / "recipes")
+    assert "org/c" not in decide(nodes, catalog / "recipes", "HEAD")
+    removed = removed_recipes(nodes, catalog / "recipes", "HEAD")
+    assert list(removed) == ["org/c"]
+    assert removed["org/c"].startswith("recipe recipes/c.yaml deleted since HEAD; its published versions stay on the Hub")
+    assert removed_recipes(nodes, catalog / "recipes", None) == {}
+
+    # a recipe whose file went away but whose name lives on elsewhere is not "removed"
+    (catalog / "recipes/a.yaml").rename(catalog / "recipes/a-new.yaml")
+    assert list(removed_recipes(load_catalog(catalog / "recipes"), catalog / "recipes", "HEAD")) == ["org/c"]

@@ -212,3 +212,21 @@ def test_a_release_stopped_half_way_is_finished_from_its_build(make_catalog: Cal
     (row,) = cat.release()  # the build that was published is still here: it completes the release
     assert row.action == "tagged, up to date"
     assert "v1.0.0" in {t.name for t in cat.api().list_repo_refs("acme/parent-FP8").tags}
+
+
+def test_a_deleted_recipe_is_reported_and_its_repos_left_alone(
+    make_catalog: Callable[..., Catalog], cli: Callable[..., object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cat = make_catalog()
+    cat.release()
+    (cat.root / "recipes" / "child.yaml").unlink()
+    cat.commit("retire the child")
+    before = cat.state()
+    monkeypatch.setenv("HF_TOKEN", cat.token)
+    monkeypatch.chdir(cat.root)
+    result = cli("release", "recipes", "--changed-since", "HEAD~1", "--endpoint", cat.url, "--builds", cat.builds)
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    out = " ".join(result.out.split())  # type: ignore[attr-defined]
+    assert ("acme/child: removed (recipe recipes/child.yaml deleted since HEAD~1; "
+            "its published versions stay on the Hub") in out
+    assert cat.state() == before

@@ -19,7 +19,15 @@ from types import TracebackType
 from typing import IO
 
 from publisher.hub.ids import RESERVED_NAMESPACES, InvalidName, check_repo_part
-from publisher.hub.server import pages, routes_files, routes_repo, routes_upload, xet
+from publisher.hub.server import (
+    git_http,
+    lfs_batch,
+    pages,
+    routes_files,
+    routes_repo,
+    routes_upload,
+    xet,
+)
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.auth import Identity, Scope, TokenStore
 from publisher.hub.server.errors import (
@@ -44,6 +52,8 @@ ROUTE_MODULES = (
     routes_upload,
     routes_files,
     xet,
+    lfs_batch,
+    git_http,
     pages,
 )
 
@@ -116,7 +126,11 @@ class HubApp:
     def authenticate(self, req: Request) -> Identity | None:
         header = req.headers.get("Authorization") or ""
         scheme, _, token = header.partition(" ")
-        if not header or scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() == "basic":  # git and git-lfs: the token is the password
+            token = git_http.basic_password(token) or ""
+        elif scheme.lower() != "bearer":
+            return None
+        if not token.strip():
             return None
         identity = self.tokens.lookup(token.strip())
         if identity is None:

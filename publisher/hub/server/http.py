@@ -162,6 +162,7 @@ class Response:
     body: bytes = b""
     file: FileBody | None = None
     content_length: int | None = None  # for HEAD: the length a GET would send
+    stream: Iterator[bytes] | None = None  # a body of unknown length, sent chunked (closed after)
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -290,7 +291,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             length = response.file.length if response.file else len(response.body)
             if self.command == "HEAD" and response.content_length is not None:
                 length = response.content_length
-            headers = {"Content-Length": str(length), **response.headers}
+            framing = {"Transfer-Encoding": "chunked"} if response.stream is not None else {"Content-Length": str(length)}
+            headers = {**framing, **response.headers}
             for key, value in headers.items():
                 self.send_header(key, value)
             if self.close_connection:
@@ -299,12 +301,22 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             if self.command == "HEAD":
                 return
             sent = 0
-            if response.file is not None and response.file.length > 0:
+            if response.stream is not None:
+                for data in response.stream:
+                    if data:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        sent += len(data)
+                self.wfile.write(b"0\r\n\r\n")
+            elif response.file is not None and response.file.length > 0:
                 with open(response.file.path, "rb") as f:
                     sent = self.connection.sendfile(f, response.file.offset, response.file.length)
             elif response.body:
                 self.wfile.write(response.body)
                 sent = len(response.body)
             self.server.app.record_sent(unquote(self.path.partition("?")[0]), sent)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
-            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError, Disconnect):
+            self.close_connection = True  # a stream that raises Disconnect ends unterminated: the client sees it fail
+        finally:
+            close = getattr(response.stream, "close", None)
+            if close is not None:
+                close()  # a generator's cleanup (e.g. ending a subprocess) runs even on a dropped client

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.hub.ids import InvalidName, check_path_in_repo
+from publisher.hub.server import lfs_batch
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.errors import BadRequest, NotFound, RepoNotFound, RevisionNotFound
 from publisher.hub.server.http import Request, Response, Router
@@ -116,8 +117,10 @@ def register(app: HubApp, router: Router) -> None:
     # ---------------------------------------------------------------- LFS batch
     def batch(req: Request) -> Response:
         key = key_of(req)
-        repo, _ = app.write_repo(req, key)
         body = req.json()
+        if isinstance(body, dict) and body.get("operation") == "download":
+            return lfs_batch.download(app, req, key, body)  # git lfs pull
+        repo, _ = app.write_repo(req, key)
         if not isinstance(body, dict) or body.get("operation") != "upload" or not isinstance(body.get("objects"), list):
             raise BadRequest("only {operation: upload, objects: [...]} batches are supported")
         base = app.base_url(req)

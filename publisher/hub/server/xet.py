@@ -36,7 +36,7 @@ from publisher.hub.server.errors import (
     Unauthorized,
 )
 from publisher.hub.server.http import Request, Response, Router
-from publisher.hub.server.lfs import OID_RE
+from publisher.hub.server.lfs import OID_RE, TicketSigner
 from publisher.hub.server.storage import RepoKey
 from publisher.hub.server.xet_format import (
     FileInfo,
@@ -127,6 +127,7 @@ class XorbStore:
 def register(app: HubApp, router: Router) -> None:
     store = XorbStore(app.root / "xet" / "xorbs", app.store.tmp)
     instance = app.signer.derive("xet-cas-instance")[:16]
+    signer = TicketSigner(app.signer.derive("xet-cas-token").encode())  # its tokens open nothing else
 
     # ---------------------------------------------------------------- tokens (Hub API)
     def write_token(req: Request) -> Response:
@@ -135,8 +136,8 @@ def register(app: HubApp, router: Router) -> None:
             raise RepoNotFound(f"{req.params['ns']}/{req.params['name']}")
         key = app.key(rtype, req.params["ns"], req.params["name"])
         _, who = app.write_repo(req, key)
-        ticket = app.signer.sign({"x": "cas-write", "r": [key.repo_type, key.namespace, key.name], "u": who.user})
-        claims = app.signer.verify(ticket)
+        ticket = signer.sign({"x": "cas-write", "r": [key.repo_type, key.namespace, key.name], "u": who.user})
+        claims = signer.verify(ticket)
         assert claims is not None
         cas_url = f"{app.base_url(req)}{CAS_PREFIX}/{instance}"
         exp = int(claims["exp"])
@@ -155,7 +156,7 @@ def register(app: HubApp, router: Router) -> None:
             raise NotFound("this CAS URL belongs to another local Hub root; ask xet-write-token again")
         header = req.headers.get("Authorization") or ""
         scheme, _, token = header.partition(" ")
-        claims = app.signer.verify(token.strip()) if scheme.lower() == "bearer" else None
+        claims = signer.verify(token.strip()) if scheme.lower() == "bearer" else None
         if claims is None or claims.get("x") != "cas-write":
             raise Unauthorized("missing, invalid or expired Xet token; ask xet-write-token again")
         rtype, ns, name = claims["r"]
