@@ -301,6 +301,36 @@ def _shape(data: dict[str, Any]) -> tuple[dict[str, Any], Loc]:
     return shaped, ()
 
 
+def _lift_single_module(shaped: dict[str, Any], located: LocatedYaml, prefix: Loc) -> None:
+    """``modules: {<name>: {models|slices, parameters}}`` with one module is the plain form: its
+    inputs move up and its parameters sit between the slices' and the global ones, as in
+    mergekit's ConfigReader. Several modules (multimodal merges) are refused."""
+    merge = shaped.get("merge")
+    if not isinstance(merge, dict) or "modules" not in merge:
+        return
+    modules = merge["modules"]
+    where = located.where((*prefix, "modules"))
+    if not isinstance(modules, dict) or len(modules) != 1:
+        raise RecipeError(
+            "'modules' with several modules (multimodal merges) is not supported",
+            where=where,
+            fix="merge one module: use 'models' or 'slices', or a single entry under 'modules'",
+        )
+    if "models" in merge or "slices" in merge:
+        raise RecipeError("exactly one of 'models', 'slices' or 'modules' must be given", where=where)
+    (name, module), = modules.items()
+    if not isinstance(module, dict):
+        raise RecipeError(f"module '{name}' must be a mapping with 'models' or 'slices'", where=where)
+    merge = {k: v for k, v in merge.items() if k != "modules"}
+    for key, value in module.items():
+        if key == "parameters" and isinstance(value, dict):
+            merge["parameters"] = {**(merge.get("parameters") or {}), **value}
+        else:
+            merge[key] = value
+        located.alias((*prefix, "modules", name, key), (*prefix, key))
+    shaped["merge"] = merge
+
+
 def load_recipe(path: Path | str, *, strict: bool = False) -> LoadedRecipe:
     """Parse, validate and check a recipe file; every problem is a RecipeError with file:line.
 
@@ -326,12 +356,7 @@ def load_recipe(path: Path | str, *, strict: bool = False) -> LoadedRecipe:
             where=f"{located.where(('name',))}: name",
             fix="write name: org/model to publish under that repo id",
         )
-    if "modules" in shaped.get("merge", {}):
-        raise RecipeError(
-            "'modules' (multimodal merges) is not supported",
-            where=located.where((*prefix, "modules")),
-            fix="use 'models' or 'slices'",
-        )
+    _lift_single_module(shaped, located, prefix)
     stripped = strip_unknown(shaped, located, prefix, warnings)
     try:
         recipe = Recipe.model_validate(shaped)

@@ -20,6 +20,13 @@ class LocatedYaml:
         self.data = data
         self.lines = lines
 
+    def alias(self, src: Loc, dst: Loc) -> None:
+        """Make ``dst`` and everything under it report the lines of ``src`` (a moved section)."""
+        n = len(src)
+        for loc, line in list(self.lines.items()):
+            if loc[:n] == src:
+                self.lines.setdefault((*dst, *loc[n:]), line)
+
     def where(self, loc: Loc) -> str:
         """``file:line`` for the deepest known prefix of ``loc``."""
         for end in range(len(loc), -1, -1):

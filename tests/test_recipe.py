@@ -95,7 +95,7 @@ def test_model_counts_and_modules(recipe_file: Callable[..., Path]) -> None:
     three = LAZY.replace("      - model: org/two\n", "      - model: org/two\n        layer_range: [0, 32]\n      - model: org/three\n", 1)
     with pytest.raises(RecipeError, match="slerp takes at most 2 models"):
         load_recipe(recipe_file(three))
-    with pytest.raises(RecipeError, match="'modules'"):
+    with pytest.raises(RecipeError, match="'modules' with several modules"):
         load_recipe(recipe_file("merge_method: linear\nmodules: {}\n"))
     with pytest.raises(RecipeError, match="exactly one of 'models' or 'slices'"):
         load_recipe(recipe_file("merge_method: linear\n"))
