@@ -30,6 +30,11 @@ from pydantic import (
     model_validator,
 )
 
+# the card section's schema lives in publisher.card.schema (the names are re-exported here)
+from publisher.card.schema import CardSection
+from publisher.card.schema import Comparison as Comparison
+from publisher.card.schema import EvalSource as EvalSource
+from publisher.card.schema import Evaluation as Evaluation
 from publisher.errors import RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
 from publisher.references import (
@@ -176,41 +181,6 @@ class QuantizeSpec(_Strict):
     scheme: str = "fp8-dynamic"
     suffix: str | None = None  # variant repo = <name>-<suffix>; default from the scheme
     ignore: list[str] = Field(default_factory=list)  # extra modules to leave unquantized
-
-
-class Evaluation(_Strict):
-    task: str
-    metric: str = "acc"
-    value: float
-    dataset: str | None = None
-    split: str | None = None
-    few_shot: int | None = None
-
-
-class Comparison(_Strict):
-    model: str
-    results: dict[str, float]
-    note: str | None = None
-
-
-class CardSection(_Strict):
-    """Facts the weights cannot tell. Everything else on the card is read from the output."""
-
-    license: str | None = None
-    license_name: str | None = None
-    license_link: str | None = None
-    license_reason: str | None = None
-    context_length: int | None = Field(default=None, gt=0)
-    summary: str | None = None
-    description: str | None = None
-    use_cases: list[str] = Field(default_factory=list)
-    limitations: list[str] = Field(default_factory=list)
-    language: list[str] | str | None = None
-    tags: list[str] = Field(default_factory=list)
-    datasets: list[str] = Field(default_factory=list)
-    evaluations: str | list[Evaluation] | None = None  # an lm-eval results JSON path, or inline
-    comparisons: list[Comparison] = Field(default_factory=list)
-    template: str | None = None  # a Jinja2 template path, relative to the recipe
 
 
 class PublishSection(_Strict):

@@ -17,7 +17,7 @@ import jinja2
 
 from publisher import __version__
 from publisher.card import evals, params
-from publisher.card.facts import ModelFacts, strip_of
+from publisher.card.facts import ModelFacts, Strip, strip_of
 from publisher.card.license_check import LicenseReport
 from publisher.card.licenses import class_descriptions, license_class, license_title, license_url
 from publisher.card.lineage import Lineage, LineageNode
@@ -53,6 +53,103 @@ def hub_url(link_base: str) -> Callable[[str], Any]:
     return url
 
 
+def card_strip(ctx: BuildContext, facts: ModelFacts, variant: Variant) -> Strip:
+    """The strip of one variant's card: the version's date, the creator (default the namespace)."""
+    card = ctx.recipe.recipe.card
+    repo = variant.repo_id or ctx.manifest.recipe_name
+    creator = card.creator or (repo.split("/")[0] if repo and "/" in repo else None)
+    return strip_of(
+        facts, license=ctx.license.declared, published=ctx.published, version=ctx.manifest.recipe_version,
+        creator=creator, original_published=card.original_published,
+    )
+
+
+def _variant_lineage(ctx: BuildContext, variant: Variant) -> Lineage:
+    """The merged model's lineage, or for a quantized copy one more node: the copy itself."""
+    merged_root = ctx.lineage.root
+    if variant.name == "merged":
+        return ctx.lineage
+    root = LineageNode(
+        ref=variant.repo_id or f"{merged_root.label}-{variant.name}",
+        repo_id=variant.repo_id,
+        revision=None,
+        source="build",
+        status="ok",
+        license=merged_root.license,
+        license_name=merged_root.license_name,
+        license_link=merged_root.license_link,
+        relation="quantized",
+        method=None,
+        parents=[merged_root],
+        is_root=True,
+    )
+    return Lineage(root, ctx.lineage.warnings)
+
+
+def _merge_section(ctx: BuildContext) -> dict[str, Any]:
+    m = ctx.manifest
+    r = ctx.recipe.recipe
+    method = REGISTRY.get(m.merge_method)
+    parents = list(ctx.lineage.root.parents)
+    base = r.merge.base_model
+    return {
+        "method": m.merge_method,
+        "pretty": (method.pretty_name if method and method.pretty_name else m.merge_method),
+        "reference_url": method.reference_url if method and method.reference_url else None,
+        "base": base,
+        "parents": parents,
+        "others": [p for p in parents if p.ref != base and p.repo_id != base],
+        "dtype": r.merge.dtype,
+        "out_dtype": m.out_dtype,
+        "compute_dtype": m.compute_dtype,
+        "tables": ctx.param_tables,
+        "band_summary": params.band_summary,
+        "assumed": dict(r.card.assumed),
+        "slices": [
+            {"sources": [(s.model, f"{s.layer_range[0]}–{s.layer_range[1] - 1}") for s in sl.sources]}
+            for sl in r.merge.slices or []
+        ],
+        "tokenizer_source": r.merge.tokenizer_source,
+        "known_method": method is not None,
+    }
+
+
+def _license_section(ctx: BuildContext) -> dict[str, Any]:
+    card = ctx.recipe.recipe.card
+    lic_id = ctx.license.declared
+    return {
+        "id": lic_id,
+        "title": license_title(lic_id) if lic_id != "other" else (ctx.license_name or "other"),
+        "url": ctx.license_link if lic_id == "other" else license_url(lic_id),
+        "class": license_class(lic_id),
+        "class_text": class_descriptions().get(license_class(lic_id), ""),
+        "declared": card.license is not None,
+        "derived_from": ctx.license.derived_from,
+        "reason": card.license_reason,
+        "conflicts": ctx.license.conflicts,
+        "unchecked": ctx.license.unchecked,
+    }
+
+
+def _evaluation_section(ctx: BuildContext, merged: Variant, is_quant: bool) -> dict[str, Any]:
+    """Every number labelled with the model it was measured on: the recipe's are the merged model's."""
+    card = ctx.recipe.recipe.card
+    measured = merged.repo_id or ctx.manifest.recipe_name or "the merged model"
+    comparisons = None
+    if ctx.eval_rows or card.comparisons:
+        comparisons = evals.comparison_table(
+            ctx.eval_rows, list(card.comparisons), measured=measured, measured_repo=merged.repo_id
+        )
+    return {
+        "rows": ctx.eval_rows,
+        "comparisons": comparisons,
+        "measured_on": measured,
+        "measured_repo": merged.repo_id,
+        "on_other_model": is_quant,
+        "in_model_index": [r for r in ctx.eval_rows if r.in_model_index],
+    }
+
+
 def model_context(
     ctx: BuildContext,
     variant: Variant,
@@ -66,33 +163,11 @@ def model_context(
     card = r.card
     is_quant = variant.name != "merged"
     method = REGISTRY.get(m.merge_method)
-    merged_root = ctx.lineage.root
-    if is_quant:
-        root = LineageNode(
-            ref=variant.repo_id or f"{merged_root.label}-{variant.name}",
-            repo_id=variant.repo_id,
-            revision=None,
-            source="build",
-            status="ok",
-            license=merged_root.license,
-            license_name=merged_root.license_name,
-            license_link=merged_root.license_link,
-            relation="quantized",
-            method=None,
-            parents=[merged_root],
-            is_root=True,
-        )
-        lineage = Lineage(root, ctx.lineage.warnings)
-    else:
-        lineage = ctx.lineage
+    lineage = _variant_lineage(ctx, variant)
     nodes, edges = lineage.graph()
-    strip = strip_of(facts, license=ctx.license.declared, published=ctx.published, version=m.recipe_version)
-    parents = [n for n in merged_root.parents]
-    base = r.merge.base_model
-    comparisons = evals.comparison_table(ctx.eval_rows, list(card.comparisons)) if ctx.eval_rows or card.comparisons else None
+    strip = card_strip(ctx, facts, variant)
     recipe_text = ctx.recipe.text.decode("utf-8", errors="replace")
     model_name = variant.repo_id or f"{m.recipe_name or 'model'}{'' if not is_quant else '-' + variant.name}"
-    lic_id = ctx.license.declared
     context: dict[str, Any] = {
         "model": {
             "repo_id": variant.repo_id,
@@ -104,12 +179,19 @@ def model_context(
             "version": m.recipe_version,
             "published": strip.published_text,
             "published_iso": ctx.published.isoformat(),
+            "creator": strip.creator,
+            "original_published": strip.original_published_text,
         },
         "merged": {
             "repo_id": merged.repo_id,
             "name": merged.repo_id or m.recipe_name or "the merged model",
             "facts": ctx.merged_facts,
         },
+        # the other published forms of this model (the merged card links its FP8 copies)
+        "variants": [
+            {"name": v.name, "repo_id": v.repo_id, "quantized": v.name != "merged"}
+            for v in m.variants if v.name != variant.name
+        ],
         "strip": strip,
         "facts": facts,
         "quantization": facts.quantization,
@@ -119,47 +201,15 @@ def model_context(
             "use_cases": list(card.use_cases),
             "limitations": list(card.limitations),
         },
-        "merge": {
-            "method": m.merge_method,
-            "pretty": (method.pretty_name if method and method.pretty_name else m.merge_method),
-            "reference_url": method.reference_url if method and method.reference_url else None,
-            "base": base,
-            "parents": parents,
-            "others": [p for p in parents if p.ref != base and p.repo_id != base],
-            "dtype": r.merge.dtype,
-            "out_dtype": m.out_dtype,
-            "compute_dtype": m.compute_dtype,
-            "tables": ctx.param_tables,
-            "slices": [
-                {"sources": [(s.model, f"{s.layer_range[0]}–{s.layer_range[1] - 1}") for s in sl.sources]}
-                for sl in r.merge.slices or []
-            ],
-            "tokenizer_source": r.merge.tokenizer_source,
-            "known_method": method is not None,
-        },
+        "merge": _merge_section(ctx),
         "lineage": {
             "rows": lineage.rows(),
             "nodes": nodes,
             "edges": edges,
             "warnings": list(ctx.lineage.warnings),
         },
-        "license": {
-            "id": lic_id,
-            "title": license_title(lic_id) if lic_id != "other" else (ctx.license_name or "other"),
-            "url": ctx.license_link if lic_id == "other" else license_url(lic_id),
-            "class": license_class(lic_id),
-            "class_text": class_descriptions().get(license_class(lic_id), ""),
-            "declared": card.license is not None,
-            "derived_from": ctx.license.derived_from,
-            "reason": card.license_reason,
-            "conflicts": ctx.license.conflicts,
-            "unchecked": ctx.license.unchecked,
-        },
-        "evaluation": {
-            "rows": ctx.eval_rows,
-            "comparisons": comparisons,
-            "measured_on": merged.repo_id if is_quant else None,
-        },
+        "license": _license_section(ctx),
+        "evaluation": _evaluation_section(ctx, merged, is_quant),
         "reproduce": {
             "recipe": recipe_text,
             "recipe_name": "recipe.yaml",

@@ -20,6 +20,12 @@ from publisher.errors import CardError, PublisherError
 from publisher.tensors import ModelFiles, TensorInfo
 
 FP8_DTYPES = ("F8_E4M3", "F8_E5M2")
+# what a quantized checkpoint stores beside its weights: scales and zero points are not parameters
+SCALE_SUFFIXES = (
+    ".weight_scale", ".weight_scale_inv", ".weight_zero_point", ".weight_global_scale",
+    ".input_scale", ".input_zero_point", ".input_global_scale", ".output_scale",
+    ".k_scale", ".v_scale", ".activation_scale",
+)
 _ARCH_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "Model")
 _TASKS = {"ForCausalLM": "text-generation", "LMHeadModel": "text-generation"}
 
@@ -82,7 +88,7 @@ class Architecture(_Frozen):
 class ModelFacts(_Frozen):
     """Everything a card states about one model folder that the folder itself proves."""
 
-    parameter_count: int
+    parameter_count: int  # the model's parameters: a quantized copy's scales are not counted
     params: str  # "7.24B", the Hub's way
     size_class: str  # "7B", the catalog's way
     dtypes: dict[str, int]  # safetensors dtype -> parameters stored in it, largest first
@@ -94,6 +100,7 @@ class ModelFacts(_Frozen):
     tensor_count: int
     file_count: int
     total_bytes: int
+    scale_count: int = 0  # values stored as quantization scales / zero points (not parameters)
 
     @property
     def quant_label(self) -> str:
@@ -113,6 +120,15 @@ class Strip(_Frozen):
     license: str | None
     architecture: str  # "Mistral"
     version: str | None
+    creator: str | None = None  # who made the model (the recipe's, else the repo's namespace)
+    original_published: date | None = None  # a re-publication's first publish date
+
+    @property
+    def original_published_text(self) -> str | None:
+        """The first publish date of a re-publication (None when it is this version's date)."""
+        if not self.original_published or self.original_published == self.published:
+            return None
+        return format_date(self.original_published)
 
     @property
     def published_text(self) -> str:
@@ -128,6 +144,10 @@ class Strip(_Frozen):
             f"License: {self.license or 'unknown'}",
             f"Architecture: {self.architecture}",
         ]
+        if self.creator:
+            parts.append(f"Creator: {self.creator}")
+        if self.original_published and self.original_published != self.published:
+            parts.append(f"First published: {format_date(self.original_published)}")
         return " · ".join(parts)
 
 
@@ -148,17 +168,21 @@ def human_count(n: int) -> str:
 
 
 def size_class(n: int) -> str:
-    """The nominal size a catalog files a model under: 7.24B -> 7B, 70.6B -> 70B, 1.54B -> 1.5B.
+    """The nominal size a catalog files a model under: 7.24B -> 7B, 3.82B -> 3.8B, 70.6B -> 70B.
 
-    Rounded *down* (the nominal name is never bigger than the model): whole billions from
-    10B, half billions from 1B, two significant digits in millions below.
+    Never bigger than the model (rounded down). From 10B: whole billions. From 1B: one
+    significant decimal (3.82B -> 3.8B, 1.54B -> 1.5B), or the whole number when the
+    fraction is under 5% of the size, as models are named (7.24B -> 7B, 8.03B -> 8B). Below:
+    two significant digits in millions (494M -> 490M).
     """
     b = n / 1e9
     if b >= 10:
         return f"{math.floor(b)}B"
     if b >= 1:
-        v = math.floor(b * 2) / 2
-        return f"{v:g}B"
+        whole = math.floor(b)
+        if b - whole < 0.05 * b:
+            return f"{whole}B"
+        return f"{math.floor(round(b * 10, 6)) / 10:g}B"
     m = n / 1e6
     if m >= 100:
         return f"{math.floor(m / 10) * 10}M"
@@ -359,8 +383,13 @@ def model_facts(folder: Path, *, context_length: int | None = None) -> ModelFact
     where = str(folder / "config.json")
     if not config:
         raise CardError("config.json is missing or empty", where=where, fix="a model folder needs its config.json")
+    quantized = isinstance(config.get("quantization_config"), dict)
     by_dtype: dict[str, int] = {}
-    for t in files.tensors.values():
+    scales = 0
+    for name, t in files.tensors.items():
+        if quantized and name.endswith(SCALE_SUFFIXES):
+            scales += t.numel
+            continue
         by_dtype[t.dtype] = by_dtype.get(t.dtype, 0) + t.numel
     dtypes = dict(sorted(by_dtype.items(), key=lambda kv: (-kv[1], kv[0])))
     count = sum(dtypes.values())
@@ -378,6 +407,7 @@ def model_facts(folder: Path, *, context_length: int | None = None) -> ModelFact
         tensor_count=len(files.tensors),
         file_count=len(files.files),
         total_bytes=sum(p.stat().st_size for p in files.files),
+        scale_count=scales,
     )
 
 
@@ -387,6 +417,8 @@ def strip_of(
     license: str | None,
     published: date | None,
     version: str | None = None,
+    creator: str | None = None,
+    original_published: date | None = None,
 ) -> Strip:
     return Strip(
         task=facts.task,
@@ -399,4 +431,6 @@ def strip_of(
         license=license,
         architecture=facts.architecture.family,
         version=version,
+        creator=creator,
+        original_published=original_published,
     )

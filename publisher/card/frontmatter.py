@@ -39,10 +39,12 @@ def front_matter(ctx: BuildContext, variant: Variant, facts: ModelFacts, merged:
         ]
         base_model = repos or None
         relation = "merge" if repos else None
-        results = evals.eval_results(ctx.eval_rows) if ctx.eval_rows else None
+        results = evals.eval_results(ctx.eval_rows) or None
     kwargs: dict[str, Any] = {}
     if relation:
         kwargs["base_model_relation"] = relation
+    if card.creator:
+        kwargs["model_creator"] = card.creator  # the key re-publications' cards use for the original author
     return ModelCardData(
         base_model=base_model,
         datasets=list(card.datasets) or None,

@@ -310,3 +310,80 @@ def _model_order(merge: MergeConfig) -> list[str]:
     if merge.base_model:
         out.append(merge.base_model)
     return list(dict.fromkeys(out))
+
+
+# ----------------------------------------------------------------------------- band summaries
+
+
+@dataclass(frozen=True)
+class Run:
+    """Consecutive layers whose value is constant or changes linearly (one piece of a gradient)."""
+
+    first: int
+    last: int
+    start: str  # the value at ``first``
+    end: str  # the value at ``last``
+
+    @property
+    def layers(self) -> str:
+        return f"layer {self.first}" if self.first == self.last else f"layers {self.first}–{self.last}"
+
+    @property
+    def text(self) -> str:
+        values = self.start if self.start == self.end else f"{self.start} → {self.end}"
+        return f"{values} ({self.layers})"
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    label: str
+    runs: list[Run]
+
+    @property
+    def text(self) -> str:
+        return ", ".join(r.text for r in self.runs)
+
+
+def _as_float(v: str) -> float | None:
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def column_runs(values: Sequence[str], first_layer: int = 0) -> list[Run]:
+    """Split per-layer values into constant or linear runs (values are rounded to 3 decimals)."""
+    runs: list[Run] = []
+    i = 0
+    while i < len(values):
+        j = i
+        a = _as_float(values[i])
+        step: float | None = None
+        while j + 1 < len(values):
+            b, c = _as_float(values[j]), _as_float(values[j + 1])
+            if a is None or b is None or c is None:
+                if values[j + 1] != values[i]:
+                    break
+            else:
+                d = c - b
+                if step is None:
+                    step = d
+                elif abs(d - step) > 0.0015:
+                    break
+            j += 1
+        runs.append(Run(first_layer + i, first_layer + j, values[i], values[j]))
+        i = j + 1
+    return runs
+
+
+def band_summary(table: ParamTable) -> list[ColumnSummary]:
+    """Each column of a table as a few runs: a 32-band gradient becomes its 4 linear pieces."""
+    if not table.bands:
+        return []
+    per_layer: list[list[str]] = [[] for _ in table.columns]
+    for band in table.bands:
+        for _ in range(band.first, band.last + 1):
+            for k, v in enumerate(band.values):
+                per_layer[k].append(v)
+    start = table.bands[0].first
+    return [ColumnSummary(c.label, column_runs(vals, start)) for c, vals in zip(table.columns, per_layer, strict=True)]

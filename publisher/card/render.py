@@ -21,7 +21,7 @@ from pathlib import Path
 import jinja2
 
 from publisher.card import evals, params
-from publisher.card.context import BuildContext, model_context
+from publisher.card.context import BuildContext, card_strip, model_context
 from publisher.card.facts import ModelFacts, Strip, model_facts, strip_of
 from publisher.card.fetchers import CardFetcher, HubFetcher
 from publisher.card.frontmatter import front_matter
@@ -59,6 +59,8 @@ class RenderedCard:
     text: str
     strip: Strip
     facts: ModelFacts
+    # other files the card stage writes beside README.md: ``.eval_results/<task>.yaml``
+    extra_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -166,13 +168,14 @@ def render_cards(
     lineage = _merged_lineage(manifest, merged, resolver, _warn)
     report, lic_name, lic_link = _checked_license(loaded, lineage, strict=strict, warn=_warn)
 
-    eval_rows = evals.load_evaluations(card.evaluations, base_dir)
+    eval_rows = evals.load_evaluations(card.evaluations, base_dir, card.evaluation_source)
     method = REGISTRY.get(manifest.merge_method)
     tables: list[params.ParamTable] = []
     if method is not None:
         names = _tensor_names(merged_folder)
         layers = merged_facts.architecture.layers or 0
         tables = params.parameter_tables(loaded.recipe.merge, method, names, layers)
+    _check_assumed(loaded, tables)
 
     published_date = published or manifest.created.date()
     ctx = BuildContext(
@@ -207,7 +210,38 @@ def render_cards(
     if write:
         for c in cards:
             result.written.append(write_atomic(c.path, c.text))
+            result.written += write_eval_results(c.folder, c.extra_files)
     return result
+
+
+def write_eval_results(folder: Path, files: dict[str, str]) -> list[Path]:
+    """Write ``.eval_results/*.yaml`` (atomically each) and drop the ones no longer produced."""
+    out_dir = folder / evals.EVAL_RESULTS_DIR
+    written = []
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written.append(write_atomic(path, text))
+    if out_dir.is_dir():
+        for stale in sorted(out_dir.glob("*.yaml")):
+            if stale not in written:
+                stale.unlink()
+        if not any(out_dir.iterdir()):
+            out_dir.rmdir()
+    return written
+
+
+def _check_assumed(loaded: LoadedRecipe, tables: list[params.ParamTable]) -> None:
+    """``card.assumed`` may only name parameters the merge has (else the card would mislabel)."""
+    known = {t.name for t in tables}
+    for name in loaded.recipe.card.assumed:
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise CardError(
+                f"card.assumed.{name} is not a parameter of this merge (its parameters: {listed})",
+                where=f"{loaded.path}: card.assumed",
+                fix="name a parameter of merge.parameters or of a model's parameters",
+            )
 
 
 def _merged_lineage(
@@ -318,8 +352,9 @@ def _render_variant(
     parsed = validate_card_text(text, where)
     if parsed.data.to_dict() != data.to_dict():
         raise CardError("the card's front matter does not read back as written", where=where)
-    strip = strip_of(facts, license=ctx.license.declared, published=ctx.published, version=ctx.manifest.recipe_version)
-    return RenderedCard(variant.name, variant.repo_id, folder, text, strip, facts)
+    # the Hub's .eval_results/ describe the model they are in: the merged model's own numbers
+    extra = evals.eval_result_files(ctx.eval_rows) if variant is merged else {}
+    return RenderedCard(variant.name, variant.repo_id, folder, text, card_strip(ctx, facts, variant), facts, extra)
 
 
 def write_atomic(path: Path, text: str) -> Path:
@@ -344,11 +379,14 @@ def build_strips(build_dir: Path, *, published: date | None = None) -> dict[str,
     out: dict[str, Strip] = {}
     for v in manifest.variants:
         facts = model_facts(build_dir / v.folder, context_length=recipe.card.context_length)
+        repo = v.repo_id or manifest.recipe_name
         out[v.name] = strip_of(
             facts,
             license=recipe.card.license,
             published=published or manifest.created.date(),
             version=manifest.recipe_version,
+            creator=recipe.card.creator or (repo.split("/")[0] if repo and "/" in repo else None),
+            original_published=recipe.card.original_published,
         )
     return out
 

@@ -9,6 +9,7 @@ the catalog's cards first and then the source (the endpoint, or parents' local f
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 import yaml
@@ -18,7 +19,7 @@ from publisher.card.fetchers import CardFetcher, FetchError
 from publisher.card.lineage import Lineage, LineageNode, LineageResolver
 from publisher.card.origin import SiblingRecipes, parse_card
 from publisher.catalog.markdown import first_paragraph
-from publisher.catalog.records import RepoRecord, SkipRepo
+from publisher.catalog.records import RepoRecord, SkipRepo, recipe_card
 from publisher.catalog.schema import (
     CatalogEntry,
     FactsData,
@@ -28,6 +29,7 @@ from publisher.catalog.schema import (
     VariantLink,
     page_of,
 )
+from publisher.manifest import RECIPE_FILE
 
 README = "README.md"
 
@@ -155,11 +157,16 @@ def make_entries(
         root.is_root = True
         latest = r.versions[0] if r.versions else None
         lic = data.get("license")
+        card_section = recipe_card(r.extra_files.get(RECIPE_FILE))
+        creator = data.get("model_creator") or card_section.get("creator") or r.repo_id.split("/")[0]
+        first = card_section.get("original_published")
         strip = strip_of(
             r.facts,
             license=lic,
             published=latest.date.date() if latest else None,
             version=latest.version if latest else None,
+            creator=str(creator),
+            original_published=first if isinstance(first, date) else None,
         )
         quantized = r.facts.quantization is not None
         family = info.parents[0] if info.relation == "quantized" and info.parents else r.repo_id

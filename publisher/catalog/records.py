@@ -60,6 +60,18 @@ def sort_versions(versions: list[Version]) -> list[Version]:
     return sorted(versions, key=lambda v: (version_key(v.version), v.date), reverse=True)
 
 
+def recipe_card(recipe_text: str | None) -> dict[str, Any]:
+    """The ``card:`` section of a published recipe.yaml, read minimally ({} when unreadable)."""
+    if not recipe_text:
+        return {}
+    try:
+        data = yaml.safe_load(recipe_text)
+    except yaml.YAMLError:
+        return {}
+    card = data.get("card") if isinstance(data, dict) else None
+    return card if isinstance(card, dict) else {}
+
+
 def served_context(recipe_text: str | None) -> int | None:
     """``card.context_length`` of a published recipe.yaml: the context the card states.
 

@@ -1,4 +1,9 @@
-"""``publisher plan RECIPE``: validate and summarise a merge from headers alone."""
+"""``publisher plan RECIPE``: validate and summarise a merge from headers alone.
+
+The parameters are summarised as the card shows them: per parameter (and per model for
+per-model ones), by filter and layer range, a gradient as its linear pieces. ``--json``
+has everything the text shows, plus the per-tensor groups and the per-layer bands.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,16 @@ import json
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from publisher.build import estimated_peak_rss, load_plan, merged_variant, quantized_variants
+from publisher.card.facts import human_count
+from publisher.card.params import ParamTable, band_summary, parameter_tables
+from publisher.card.templates import human_bytes
 from publisher.commands.common import add_strict, add_threads
 from publisher.merge.plan import MergePlan
 
@@ -32,6 +41,66 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def parameter_groups(plan: MergePlan) -> Counter[str]:
+    """Output tensors by the exact parameter values they get (the per-tensor view)."""
+    groups: Counter[str] = Counter()
+    for t in plan.tensors:
+        per_model = [
+            ", ".join(f"{k}={_fmt(v)}" for k, v in mp.items() if v is not None) for mp in t.model_params
+        ]
+        key = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+        if any(per_model):
+            key += (" | " if key else "") + " ; ".join(per_model)
+        groups[key or "(no parameters)"] += 1
+    return groups
+
+
+def band_tables(plan: MergePlan) -> list[ParamTable]:
+    names = [t.name for t in plan.tensors]
+    return parameter_tables(plan.recipe.recipe.merge, plan.method, names, plan.layer_count)
+
+
+def table_json(t: ParamTable) -> dict[str, Any]:
+    return {
+        "parameter": t.name,
+        "model": t.model,
+        "as_written": t.setting,
+        "constant": t.constant,
+        "columns": [
+            {
+                "filter": c.label,
+                "tensors": c.members,
+                "runs": [{"layers": [r.first, r.last], "start": r.start, "end": r.end} for r in s.runs],
+            }
+            for c, s in zip(t.columns, band_summary(t), strict=True)
+        ],
+        "bands": [{"layers": [b.first, b.last], "values": b.values} for b in t.bands],
+        "outside_layers": dict(t.outside),
+    }
+
+
+def bands_table(tables: list[ParamTable]) -> Table:
+    """One row per run of layers: parameter (and model), filter, layer range, value."""
+    table = Table("parameter", "model", "filter", "layers", "value", title="parameters as applied")
+    for t in tables:
+        model = t.model or "all models"
+        if t.constant is not None:
+            default = " (method default)" if t.setting.startswith("not set") else ""
+            table.add_row(t.name, model, "all", "all", f"{t.constant}{default}")
+            continue
+        first = True
+        for s in band_summary(t):
+            for i, r in enumerate(s.runs):
+                values = r.start if r.start == r.end else f"{r.start} → {r.end}"
+                layers = str(r.first) if r.first == r.last else f"{r.first}–{r.last}"
+                table.add_row(t.name if first else "", model if first else "", s.label if i == 0 else "", layers, values)
+                first = False
+        if t.outside:
+            outside = ", ".join(sorted({v for _, v in t.outside}))
+            table.add_row("", "", "outside layers", "embeddings, final norm, head", outside)
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="publisher-plan-") as headers:
         # Hub parents: configs, tokenizer and safetensors headers by Range requests, no weights
@@ -44,15 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, plan: MergePlan) -> int:
     variants = [merged_variant(plan), *quantized_variants(plan)]
-    groups: Counter[str] = Counter()
-    for t in plan.tensors:
-        per_model = [
-            ", ".join(f"{k}={_fmt(v)}" for k, v in mp.items() if v is not None) for mp in t.model_params
-        ]
-        key = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        if any(per_model):
-            key += (" | " if key else "") + " ; ".join(per_model)
-        groups[key or "(no parameters)"] += 1
+    groups = parameter_groups(plan)
+    tables = band_tables(plan)
     disk = sum(p.nbytes for v in variants for p in v.planned)
     peak = estimated_peak_rss(plan, args.threads)
     summary: dict[str, object] = {
@@ -68,7 +130,9 @@ def _report(args: argparse.Namespace, plan: MergePlan) -> int:
         "output_bytes": plan.output_bytes,
         "disk_bytes": disk,
         "variants": [v.name for v in variants],
+        "threads": args.threads,
         "estimated_peak_rss_bytes": peak,
+        "parameter_bands": [table_json(t) for t in tables],
         "parameter_groups": dict(groups),
         "notes": plan.notes,
         "warnings": plan.recipe.warnings,
@@ -81,15 +145,12 @@ def _report(args: argparse.Namespace, plan: MergePlan) -> int:
         f"[bold]{plan.recipe.recipe.name or args.recipe}[/]: {plan.method.pretty_name or plan.method.name} of "
         + ", ".join(f"{m.ref}@{m.revision[:7]}" if m.kind == "hub" and m.revision else m.ref for m in plan.models)
     )
-    table = Table("tensors", "parameters", title="output tensors by parameter value")
-    for key, count in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(str(count), key)
-    console.print(table)
+    console.print(bands_table(tables))
     console.print(
-        f"layers {plan.layer_count}, tensors {len(plan.tensors)}, parameters {plan.parameter_count / 1e9:.3f}B, "
-        f"dtype {plan.out_dtype}, output {plan.output_bytes / 1e9:.2f} GB, disk needed {disk / 1e9:.2f} GB "
+        f"layers {plan.layer_count}, tensors {len(plan.tensors)}, parameters {human_count(plan.parameter_count)}, "
+        f"dtype {plan.out_dtype}, output {human_bytes(plan.output_bytes)}, disk needed {human_bytes(disk)} "
         f"(variants: {', '.join(v.name for v in variants)}), "
-        f"estimated peak memory {peak / 2**30:.2f} GiB with {args.threads} threads"
+        f"estimated peak memory {human_bytes(peak)} with {args.threads} threads"
     )
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")

@@ -149,15 +149,54 @@ LM_EVAL = {
 
 def test_lm_eval_results_become_table_and_model_index(tmp_path: Path, make_build: Callable[..., Path]) -> None:
     (tmp_path / "evals").mkdir()
-    (tmp_path / "evals/results.json").write_text(json.dumps(LM_EVAL))
-    build = make_build(with_card(tmp_path, {"evaluations": "evals/results.json"}))
+    (tmp_path / "evals/results.json").write_text(json.dumps({**LM_EVAL, "date": 1703116800.0, "lm_eval_version": "0.4.2"}))
+    source = {"name": "our run", "url": "https://example.org/run/1"}
+    build = make_build(with_card(tmp_path, {"evaluations": "evals/results.json", "evaluation_source": source}))
     merged = render(build, recipe_dir=tmp_path)[0]
     results = ModelCard(merged).data.eval_results
     got = {(r.dataset_name, r.metric_type): (r.metric_value, r.dataset_type, r.dataset_args) for r in results}
-    assert got[("arc_challenge", "acc_norm")] == (0.6399, "allenai/ai2_arc", {"num_few_shot": 25})
-    assert got[("gsm8k", "exact_match (strict-match)")][0] == 0.41
+    # a known benchmark is named as such and points at its Hub dataset
+    assert got[("AI2 Reasoning Challenge (ARC)", "acc_norm")] == (0.6399, "allenai/ai2_arc", {"num_few_shot": 25})
+    assert got[("GSM8K", "exact_match (strict-match)")][:2] == (0.41, "gsm8k")
     assert ("anatomy", "acc") not in got  # a subtask of a reported group
-    assert "| arc\\_challenge | acc\\_norm | 0.6399 |" in merged
+    assert {(r.source_name, r.source_url) for r in results} == {("our run", "https://example.org/run/1")}
+    assert "| AI2 Reasoning Challenge (ARC) | acc\\_norm | 25-shot | 0.6399 |" in merged
+    assert "[our run](https://example.org/run/1) (lm-evaluation-harness 0.4.2, 2023-12-21)" in merged
+    # the Hub's .eval_results/ files beside the card, one per task, parsed by huggingface_hub
+    from huggingface_hub import parse_eval_result_entries
+
+    files = sorted(p.name for p in (build / ".eval_results").iterdir())
+    assert files == ["arc_challenge.yaml", "gsm8k.yaml", "mmlu.yaml"]
+    arc = parse_eval_result_entries(yaml.safe_load((build / ".eval_results/arc_challenge.yaml").read_text()))
+    assert [(e.dataset_id, e.task_id, e.value, e.date, e.source_url) for e in arc] == [
+        ("allenai/ai2_arc", "arc_challenge", 0.6015, "2023-12-21", "https://example.org/run/1"),
+        ("allenai/ai2_arc", "arc_challenge", 0.6399, "2023-12-21", "https://example.org/run/1"),
+    ]
+    assert not (build / "variants/FP8/.eval_results").exists()  # measured on the merged model only
+    # evaluations dropped from the recipe: the files go too
+    recipe = build / "recipe.yaml"
+    recipe.write_text(recipe.read_text().replace("evaluations: evals/results.json", "tags: [x]"))
+    render(build, recipe_dir=tmp_path)
+    assert not (build / ".eval_results").exists()
+
+
+def test_aggregates_and_unknown_tasks_stay_out_of_the_model_index(tmp_path: Path, make_build: Callable[..., Path]) -> None:
+    evaluations = [
+        {"task": "Average", "metric": "score", "value": 70.0},
+        {"task": "HellaSwag", "metric": "acc_norm", "value": 85.0,
+         "source": {"name": "Open LLM Leaderboard", "url": "https://huggingface.co/spaces/open-llm-leaderboard-old/open_llm_leaderboard"}},
+        {"task": "our-private-task", "metric": "acc", "value": 0.5},
+    ]
+    merged = render(make_build(with_card(tmp_path, {"evaluations": evaluations})), recipe_dir=tmp_path)[0]
+    results = ModelCard(merged).data.eval_results
+    # HellaSwag: the leaderboard's dataset, split and fixed 10-shot setting; Average and the
+    # private task are in the table only
+    assert [(r.dataset_type, r.dataset_split, r.dataset_args, r.source_name) for r in results] == [
+        ("Rowan/hellaswag", "validation", {"num_few_shot": 10}, "Open LLM Leaderboard"),
+    ]
+    assert "| Average | score | — | 70 |" in merged
+    assert "| our-private-task | acc | — | 0.5 |" in merged
+    assert "Average is an aggregate of other tasks, not a dataset" in merged
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from cardkit import HUB
+from cardkit import HUB, RECIPES
 from huggingface_hub import ModelCard
 
 from publisher.card.fetchers import FolderFetcher
 from publisher.card.render import render_cards
+from publisher.errors import CardError
 from publisher.merge.methods import REGISTRY
 
 # recipe file -> (parents named on the seed page, method as the page names it, published)
@@ -87,6 +88,10 @@ def test_slerp_gradients_are_shown_as_applied_per_layer(recipe: str, make_build:
     assert "self_attn: [0, 0.5, 0.3, 0.7, 1], mlp: [1, 0.5, 0.7, 0.3, 0], else: 0.5" in text
     assert "| Layers | self_attn | mlp | other |" in text
     # layer 0: t=0 → self_attn 0, mlp 1; layer 1: t=1/31, scaled=4/31 → 0.5*4/31 = 0.0645
+    # summarised by filter and layer range, the per-layer table collapsed behind it
+    assert "- **self_attn**: 0 → 0.452 (layers 0–7), 0.494 → 0.313 (layers 8–15), 0.326 → 0.687 (layers 16–23), 0.729 → 1 (layers 24–31)" in text
+    assert "- **other**: 0.5 (layers 0–31)" in text
+    assert "<details>\n<summary>Per-layer values (32 bands over 32 layers)</summary>" in text
     assert "| 0 | 0 | 1 | 0.5 |" in text
     assert "| 1 | 0.065 | 0.935 | 0.5 |" in text
     assert "| 8 | 0.494 | 0.506 | 0.5 |" in text
@@ -102,17 +107,57 @@ def test_dare_ties_card_shows_weights_densities_and_the_comparison(make_build: C
         assert f"`weight` of {model} = **0.5** for every tensor" in text
         assert f"`density` of {model} = **0.5** for every tensor" in text
     assert "`density` of mistralai/Mistral-7B-v0.1" not in text  # not applied to the base
-    assert "| average | acc | 70.69 | 71.38 |" in text
-    assert "| mmlu | acc | 64.1 | 64.26 |" in text
-    assert "| truthfulqa_mc2 | mc2 | 60.52 | 62.78 |" in text
-    assert "Weyaxi/OpenHermes-2.5-neural-chat-v3-3-Slerp" in text
+    # every column is headed by (and links) the model its numbers were measured on
+    link = "[{0}](https://huggingface.co/{0})"
+    assert (
+        f"| Task | Metric | Shots | {link.format('EmbeddedLLM/Mistral-7B-Merge-02-v0')} "
+        f"| {link.format('Weyaxi/OpenHermes-2.5-neural-chat-v3-3-Slerp')} |" in text
+    )
+    assert "| average | acc | — | 70.69 | 71.38 |" in text
+    assert "| MMLU | acc | 5-shot | 64.1 | 64.26 |" in text
+    assert "| TruthfulQA | mc2 | 0-shot | 60.52 | 62.78 |" in text
+    leaderboard = "[Open LLM Leaderboard](https://huggingface.co/spaces/open-llm-leaderboard-old/open_llm_leaderboard)"
+    assert f"{link.format('EmbeddedLLM/Mistral-7B-Merge-02-v0')}: {leaderboard} (2023-12-21)" in text
     data = ModelCard(merged.text).data
-    assert [(r.dataset_name, r.metric_type, r.metric_value) for r in data.eval_results] == [
-        ("average", "acc", 70.69), ("mmlu", "acc", 64.1), ("truthfulqa_mc2", "mc2", 60.52),
+    # the model-index names datasets (the average is not one) and the source of each number
+    assert [(r.dataset_name, r.dataset_type, r.metric_type, r.metric_value, r.source_name) for r in data.eval_results] == [
+        ("MMLU", "cais/mmlu", "acc", 64.1, "Open LLM Leaderboard"),
+        ("TruthfulQA", "truthfulqa/truthful_qa", "mc2", 60.52, "Open LLM Leaderboard"),
     ]
-    # the FP8 copy was not evaluated: the table says where the numbers come from, no model-index
-    assert "Measured on the merged model" in fp8.text
+    # the FP8 copy was not evaluated: its table is headed by the merged model, no model-index
+    fp8_text = md_plain(fp8.text)
+    assert "No number below was measured on this FP8 copy" in fp8_text
+    assert f"| Task | Metric | Shots | {link.format('EmbeddedLLM/Mistral-7B-Merge-02-v0')} |" in fp8_text
+    assert "Mistral-7B-Merge-02-v0-FP8 |" not in fp8_text.split("## Evaluation")[1].split("## Intended")[0]
     assert ModelCard(fp8.text).data.eval_results is None
+    # creator and original publish date: strip, body and front matter
+    assert "| apache-2.0 | Mistral | EmbeddedLLM |" in text
+    assert ModelCard(merged.text).data["model_creator"] == "EmbeddedLLM"
+    assert merged.strip.creator == fp8.strip.creator == "EmbeddedLLM"
+
+
+def test_fp8_card_counts_the_models_parameters_and_the_merged_card_links_it(make_build: Callable[..., Path]) -> None:
+    merged, fp8 = render_cards(make_build("lelanta_lake_7b.yaml"), fetcher=FolderFetcher(HUB), write=False).cards
+    # the scales are stored but are not parameters: both variants are the same 7.24B model
+    assert fp8.facts.parameter_count == merged.facts.parameter_count == 7_241_732_096
+    assert fp8.facts.scale_count == 32 * (3 * 4096 + 2 * 1024 + 2 * 14336)
+    assert "quantization scales are not parameters" in fp8.text
+    assert "- **Other variants:**\n  - [Nitral-Archive/Lelanta-lake-7b-FP8](https://huggingface.co/Nitral-Archive/Lelanta-lake-7b-FP8)" in merged.text
+    assert "  - [Nitral-Archive/Lelanta-lake-7b](https://huggingface.co/Nitral-Archive/Lelanta-lake-7b) (the BF16 merge)" in fp8.text
+    # the creator defaults to the namespace; no re-publication date unless the recipe gives one
+    assert merged.strip.creator == "Nitral-Archive" and merged.strip.original_published is None
+    assert "- **Created by:** Nitral-Archive\n" in merged.text
+
+
+def test_assumed_values_are_said_to_be_assumed(make_build: Callable[..., Path], tmp_path: Path) -> None:
+    text = md_plain(render_cards(make_build("saul_mistral_v0_2_7b_slerp.yaml"), fetcher=FolderFetcher(HUB), write=False).cards[0].text)
+    assert "(**assumed**, not from the original: the original page gives the t curves only as ranges" in text
+    # a recipe naming a parameter the merge does not have is refused, naming the field
+    recipe = (RECIPES / "saul_mistral_v0_2_7b_slerp.yaml").read_text().replace("  assumed:\n    t:", "  assumed:\n    weight:")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(recipe)
+    with pytest.raises(CardError, match=r"card.assumed.weight is not a parameter of this merge \(its parameters: t\)"):
+        render_cards(make_build(bad), fetcher=FolderFetcher(HUB), write=False)
 
 
 def test_ing_lineage_shows_the_parent_merge_and_its_parents(make_build: Callable[..., Path]) -> None:

@@ -48,7 +48,7 @@ def test_seed_catalog_has_every_model_and_variant_with_the_card_stages_strip(see
     fp8 = catalog.entry("MatthieuJ/ING_2003M3_SLERP-FP8")
     assert fp8.strip_line == (
         "TEXT GENERATION · Model Size: 7B · Quant: FP8 · Ctx Length: 4k · Published: Mar 20, 2024 "
-        "· License: apache-2.0 · Architecture: Mistral"
+        "· License: apache-2.0 · Architecture: Mistral · Creator: MatthieuJ"
     )
     assert (fp8.variant, fp8.quantized, fp8.strip.params) == ("FP8", True, "7.24B")
     assert fp8.facts.quantization is not None and fp8.facts.quantization.scheme == "fp8-dynamic"
