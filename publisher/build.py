@@ -7,6 +7,7 @@ resumes from its last whole shard when run again with the same recipe and parent
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,12 +21,16 @@ from publisher import __version__
 from publisher.chat_templates import resolve_template
 from publisher.errors import OutputError
 from publisher.manifest import (
+    BUILD_RECORD_FILE,
     MANIFEST_FILE,
     RECIPE_FILE,
+    BuildRecord,
     FileEntry,
     Manifest,
+    QuantizedFrom,
     Timings,
     Variant,
+    load_build_record,
     load_manifest,
 )
 from publisher.merge.engine import (
@@ -37,6 +42,7 @@ from publisher.merge.engine import (
     plan_fingerprint,
 )
 from publisher.merge.plan import MergePlan, make_plan
+from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
 from publisher.sources import (
     ResolvedModel,
@@ -45,6 +51,7 @@ from publisher.sources import (
     input_entry,
     known_hashes,
     model_files,
+    portable_ref,
     remember_hashes,
     resolve,
 )
@@ -80,6 +87,7 @@ class BuildResult:
     out: Path
     manifest: Manifest
     skipped: bool  # the output already held this exact build
+    record: BuildRecord | None = None  # when, how long, which folders (build.json)
 
 
 def resolve_models(
@@ -151,7 +159,7 @@ def _variant_config(plan: MergePlan, variant: VariantOutput) -> dict[str, object
     return variant_config(plan, variant)
 
 
-def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path) -> list[FileDigest]:
+def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path, recipe_text: bytes) -> list[FileDigest]:
     """config, tokenizer, generation config and the recipe: everything but tensors and the card."""
     out: list[FileDigest] = []
     config = _variant_config(plan, variant)
@@ -174,8 +182,24 @@ def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path) -> 
     gen = config_model.path / "generation_config.json"
     if gen.is_file():
         out.append(write_file_atomic(folder / "generation_config.json", gen.read_bytes()))
-    out.append(write_file_atomic(folder / RECIPE_FILE, plan.recipe.text))
+    out.append(write_file_atomic(folder / RECIPE_FILE, recipe_text))
     return out
+
+
+def local_names(plan: MergePlan) -> dict[str, PortableName]:
+    """Portable names of the parents read from folders of this machine (by recipe ref)."""
+    names = portable_names({m.ref: m.path for m in plan.models if m.kind == "local"})
+    for m in plan.models:
+        if m.lora is not None:
+            name = portable_ref(m, names.get(m.ref))
+            if name is not None:
+                names[m.ref] = name
+    return names
+
+
+def portable_recipe(loaded: LoadedRecipe, names: dict[str, PortableName]) -> bytes:
+    """The recipe as published: as written, with each local parent named portably (no paths)."""
+    return rewrite_refs(loaded.text, {ref: n.ref for ref, n in names.items() if n.ref != ref})
 
 
 def _check_disk(path: Path, needed: int) -> None:
@@ -202,8 +226,10 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
     out = Path(out).absolute()
     if out.exists():
         existing = _existing_build(out)
-        if existing is not None and existing.recipe_sha256 == loaded.sha256:
-            return BuildResult(out=out, manifest=existing, skipped=True)
+        record = load_build_record(out)
+        recipe_sha = record.recipe_sha256 if record is not None and record.recipe_sha256 else None
+        if existing is not None and (recipe_sha or existing.recipe_sha256) == loaded.sha256:
+            return BuildResult(out=out, manifest=existing, skipped=True, record=record)
         raise OutputError(
             "already exists and is not a build of this recipe",
             where=str(out),
@@ -241,12 +267,14 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
     computed |= hash_files([p for p in input_paths if p not in hashes and p not in computed], options.threads)
     remember_hashes(computed)
     hashes |= computed
-    inputs = [input_entry(m, hashes) for m in plan.models]
+    names = local_names(plan)
+    inputs = [input_entry(m, hashes, names.get(m.ref)) for m in plan.models]
+    recipe_text = portable_recipe(loaded, names)
     t_merged = time.monotonic()
     manifest_variants = []
     for v in variants:
         folder = work / v.folder if v.folder else work
-        files = [*digests[v.name], *_write_side_files(plan, v, folder)]
+        files = [*digests[v.name], *_write_side_files(plan, v, folder, recipe_text)]
         manifest_variants.append(
             Variant(
                 name=v.name,
@@ -260,28 +288,59 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
         )
     manifest = Manifest(
         tool=f"publisher {__version__}",
-        created=datetime.now(UTC).replace(microsecond=0),
         recipe_name=loaded.recipe.name,
         recipe_version=loaded.recipe.version,
-        recipe_sha256=loaded.sha256,
+        recipe_sha256=hashlib.sha256(recipe_text).hexdigest(),
         merge_method=loaded.merge.merge_method,
         seed=loaded.recipe.seed,
         compute_dtype=loaded.recipe.compute_dtype,
         out_dtype=plan.out_dtype,
         inputs=inputs,
         variants=manifest_variants,
+    )
+    for mv in manifest_variants[1:]:
+        write_file_atomic(work / mv.folder / MANIFEST_FILE, variant_manifest(manifest, mv).to_json().encode())
+    record = BuildRecord(
+        created=datetime.now(UTC).replace(microsecond=0),
         timings=Timings(
             resolve_s=round(t_resolved - t0, 3),
             merge_s=round(t_merged - t_resolved, 3),
             total_s=round(time.monotonic() - t0, 3),
         ),
+        recipe_path=str(loaded.path.absolute()),
+        recipe_sha256=loaded.sha256,
+        parent_folders={
+            (names[m.ref].ref if m.ref in names else m.ref): str(m.path) for m in plan.models
+        },
     )
+    (work / BUILD_RECORD_FILE).write_text(record.to_json())
     (work / MANIFEST_FILE).write_text(manifest.to_json())
     if options.render_cards:
         _render_cards(work, loaded.path.parent, options)
     (work / "progress.json").unlink(missing_ok=True)
     os.replace(work, out)
-    return BuildResult(out=out, manifest=manifest, skipped=False)
+    return BuildResult(out=out, manifest=manifest, skipped=False, record=record)
+
+
+def variant_manifest(build: Manifest, variant: Variant, merged_revision: str | None = None) -> Manifest:
+    """The manifest a quantized variant's repo carries: itself, quantized from the merged model.
+
+    The merged model is pinned by content (its files' sha256) at build time, and by its
+    commit once it is published (``merged_revision``, set by publish and release).
+    """
+    merged = build.variant("merged")
+    return build.model_copy(
+        update={
+            "out_dtype": variant.dtype,
+            "variants": [variant.model_copy(update={"folder": ""})],
+            "quantized_from": QuantizedFrom(
+                ref=merged.repo_id or "merged",
+                repo_id=merged.repo_id,
+                revision=merged_revision,
+                files=[f for f in merged.files if f.path.endswith(".safetensors") or f.path == "config.json"],
+            ),
+        }
+    )
 
 
 def _variant_repo(plan: MergePlan, v: VariantOutput) -> str | None:

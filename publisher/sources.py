@@ -20,6 +20,7 @@ from publisher.errors import SourceError
 from publisher.hub.remote_source import RemoteParent
 from publisher.lora import LoraAdapter, open_adapter
 from publisher.manifest import FileEntry, InputModel, LoraInput
+from publisher.portable import PortableName, portable_name
 from publisher.references import parse_reference
 from publisher.tensors import PICKLE_SUFFIXES, ModelFiles, sha256_file
 
@@ -284,25 +285,39 @@ def hash_files(paths: list[Path], threads: int = 2) -> dict[Path, str]:
         return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
 
 
-def input_entry(model: ResolvedModel, hashes: dict[Path, str]) -> InputModel:
-    lora = None
-    if model.lora is not None:
-        hub = HUB_REF_RE.match(model.lora.ref) if model.lora.revision is not None else None
-        lora = LoraInput(
-            ref=model.lora.ref,
-            repo_id=hub.group("repo") if hub else None,
-            revision=model.lora.revision,
-            path=str(model.lora.path),
-        )
+def input_entry(model: ResolvedModel, hashes: dict[Path, str], name: PortableName | None = None) -> InputModel:
+    """The manifest's record of a parent; ``name``: a local folder's portable name (no paths)."""
     return InputModel(
-        lora=lora,
-        ref=model.ref,
-        kind=model.kind,  # type: ignore[arg-type]
-        repo_id=model.repo_id,
-        revision=model.revision,
-        path=str(model.path),
+        ref=name.ref if name else model.ref,
+        kind=(name.kind if name else model.kind),  # type: ignore[arg-type]
+        repo_id=name.repo_id if name else model.repo_id,
+        revision=name.revision if name else model.revision,
+        lora=lora_entry(model),
         files=[FileEntry(path=p.name, size=p.stat().st_size, sha256=hashes[p]) for p in model_files(model)],
     )
+
+
+def lora_entry(model: ResolvedModel) -> LoraInput | None:
+    """The adapter of a LoRA parent, by repo id when it came from the Hub, else by folder name."""
+    if model.lora is None:
+        return None
+    hub = HUB_REF_RE.match(model.lora.ref) if model.lora.revision is not None else None
+    if hub:
+        return LoraInput(ref=model.lora.ref, repo_id=hub.group("repo"), revision=model.lora.revision)
+    name = portable_name(model.lora.path)
+    return LoraInput(ref=name.ref, repo_id=name.repo_id, revision=name.revision)
+
+
+def portable_ref(model: ResolvedModel, base: PortableName | None) -> PortableName | None:
+    """A LoRA parent's portable name: its base's and its adapter's, joined by '+'."""
+    lora = lora_entry(model)
+    if lora is None:
+        return base
+    base_ref = base.ref if base else str(parse_reference(model.ref).model)
+    if base is None and lora.repo_id:
+        return None  # both on the Hub: the reference as written is portable
+    kind = base.kind if base else model.kind
+    return PortableName(f"{base_ref}+{lora.ref}", kind, base.repo_id if base else model.repo_id, base.revision if base else model.revision)
 
 
 def file_identity(path: Path) -> str:

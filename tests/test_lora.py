@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from publisher.build import BuildOptions, build
 from publisher.errors import SourceError
 from publisher.lora import open_adapter
+from publisher.recipe import load_recipe
 from publisher.standins import TINY
 from publisher.standins_lora import generate_lora
 from publisher.tensors import TensorReader
@@ -98,7 +99,10 @@ def test_build_bakes_the_adapter_and_records_both(
     assert torch.equal(merged[Q], (base[Q] + (baked - base[Q]) * 1.0).to(torch.bfloat16))
     assert torch.equal(merged["model.norm.weight"], base["model.norm.weight"])
     lora_inputs = [i for i in result.manifest.inputs if i.lora is not None]
-    assert len(lora_inputs) == 1 and lora_inputs[0].lora.path == str(adapters["plain"])  # type: ignore[union-attr]
+    assert len(lora_inputs) == 1 and lora_inputs[0].lora.ref == "plain"  # type: ignore[union-attr]
+    assert lora_inputs[0].ref == "base+plain"  # portable: folder names, never this machine's paths
+    published = load_recipe(out / "recipe.yaml").merge
+    assert [m.model for m in published.models or []] == ["base+plain"]
     assert {f.path for f in lora_inputs[0].files} >= {"adapter_model.safetensors", "adapter_config.json"}
     card = (out / "README.md").read_text()
-    assert str(adapters["plain"]) in card or "plain" in card
+    assert "base+plain" in card and str(tmp_path) not in card

@@ -21,6 +21,7 @@ from publisher.card.facts import ModelFacts, Strip, strip_of
 from publisher.card.license_check import LicenseReport
 from publisher.card.licenses import class_descriptions, license_class, license_title, license_url
 from publisher.card.lineage import Lineage, LineageNode
+from publisher.card.provenance import quantized_from_revision, reproduce_context
 from publisher.manifest import Manifest, Variant
 from publisher.merge.methods import REGISTRY
 from publisher.recipe import LoadedRecipe
@@ -33,6 +34,7 @@ class BuildContext:
     manifest: Manifest
     recipe: LoadedRecipe
     base_dir: Path
+    build_dir: Path
     lineage: Lineage
     license: LicenseReport
     license_name: str | None
@@ -166,7 +168,6 @@ def model_context(
     lineage = _variant_lineage(ctx, variant)
     nodes, edges = lineage.graph()
     strip = card_strip(ctx, facts, variant)
-    recipe_text = ctx.recipe.text.decode("utf-8", errors="replace")
     model_name = variant.repo_id or f"{m.recipe_name or 'model'}{'' if not is_quant else '-' + variant.name}"
     context: dict[str, Any] = {
         "model": {
@@ -184,6 +185,7 @@ def model_context(
         },
         "merged": {
             "repo_id": merged.repo_id,
+            "revision": quantized_from_revision(ctx.build_dir, variant) if is_quant else None,
             "name": merged.repo_id or m.recipe_name or "the merged model",
             "facts": ctx.merged_facts,
         },
@@ -210,18 +212,13 @@ def model_context(
         },
         "license": _license_section(ctx),
         "evaluation": _evaluation_section(ctx, merged, is_quant),
-        "reproduce": {
-            "recipe": recipe_text,
-            "recipe_name": "recipe.yaml",
-            "command": "publisher build recipe.yaml",
-        },
+        "reproduce": reproduce_context(m, ctx.recipe.text, model_name),
         "provenance": {
             "inputs": m.inputs,
             "seed": m.seed,
             "tool": m.tool,
             "card_tool": f"publisher {__version__}",
             "recipe_sha256": m.recipe_sha256,
-            "created": m.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "random_method": bool(method and method.random),
         },
         "hub_url": hub_url(link_base),

@@ -12,11 +12,13 @@ build are written only once all of them rendered. Same inputs, same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -25,10 +27,12 @@ from publisher.card.context import BuildContext, card_strip, model_context
 from publisher.card.facts import ModelFacts, Strip, model_facts, strip_of
 from publisher.card.fetchers import CardFetcher, HubFetcher
 from publisher.card.frontmatter import front_matter
+from publisher.card.identity import FIXED_DATE, identity_of, stamp
 from publisher.card.license_check import LicenseReport, check_licenses, derive_license
 from publisher.card.licenses import license_problems
 from publisher.card.lineage import DEFAULT_MAX_DEPTH, Lineage, LineageNode, LineageResolver
 from publisher.card.origin import SiblingRecipes
+from publisher.card.provenance import default_published, parent_folder
 from publisher.card.templates import (
     DEFAULT_TEMPLATE,
     TEMPLATES_DIR,
@@ -165,7 +169,7 @@ def render_cards(
         max_depth=max_depth,
         warn=_warn,
     )
-    lineage = _merged_lineage(manifest, merged, resolver, _warn)
+    lineage = _merged_lineage(build_dir, manifest, merged, resolver, _warn)
     report, lic_name, lic_link = _checked_license(loaded, lineage, strict=strict, warn=_warn)
 
     eval_rows = evals.load_evaluations(card.evaluations, base_dir, card.evaluation_source)
@@ -177,11 +181,12 @@ def render_cards(
         tables = params.parameter_tables(loaded.recipe.merge, method, names, layers)
     _check_assumed(loaded, tables)
 
-    published_date = published or manifest.created.date()
+    published_date = published or default_published(build_dir)
     ctx = BuildContext(
         manifest=manifest,
         recipe=loaded,
         base_dir=base_dir,
+        build_dir=build_dir,
         lineage=lineage,
         license=report,
         license_name=lic_name,
@@ -245,6 +250,7 @@ def _check_assumed(loaded: LoadedRecipe, tables: list[params.ParamTable]) -> Non
 
 
 def _merged_lineage(
+    build_dir: Path,
     manifest: Manifest, merged: Variant, resolver: LineageResolver, warn: Callable[[str], None]
 ) -> Lineage:
     """The merged model's family tree: its inputs from the manifest, their ancestors from cards."""
@@ -260,8 +266,8 @@ def _merged_lineage(
         is_root=True,
     )
     for inp in manifest.inputs:
-        local = Path(inp.path)
-        use_local = inp.kind == "local" or (local / README).is_file()
+        local = parent_folder(build_dir, inp)
+        use_local = local is not None and (inp.kind == "local" or (local / README).is_file())
         if inp.kind == "local" and not inp.repo_id:
             warn(f"parent {inp.ref} is a local folder: it cannot be listed in base_model")
         base_ref = base_of(inp.ref) if inp.lora else inp.ref
@@ -274,7 +280,7 @@ def _merged_lineage(
                 inp.lora.ref,
                 repo_id=inp.lora.repo_id,
                 revision=inp.lora.revision,
-                local=Path(inp.lora.path) if (Path(inp.lora.path) / README).is_file() else None,
+                local=None,
                 path=path,
                 depth=len(path),
             )
@@ -343,11 +349,11 @@ def _render_variant(
     context_length = ctx.recipe.recipe.card.context_length
     facts = ctx.merged_facts if variant is merged else model_facts(folder, context_length=context_length)
     context = model_context(ctx, variant, facts, merged, link_base)
-    body = render_template(env, tpl_name, context)
     data = front_matter(ctx, variant, facts, merged, context["model"]["name"])
-    text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
-    if not text.endswith("\n"):
-        text += "\n"
+    text = _card_text(data, render_template(env, tpl_name, context))
+    # the same card at a fixed date: what the card says, whatever day it is rendered (identity.py)
+    fixed = model_context(dataclasses.replace(ctx, published=FIXED_DATE), variant, facts, merged, link_base)
+    text = stamp(text, identity_of(_card_text(data, render_template(env, tpl_name, fixed))))
     where = str(folder / README)
     parsed = validate_card_text(text, where)
     if parsed.data.to_dict() != data.to_dict():
@@ -355,6 +361,11 @@ def _render_variant(
     # the Hub's .eval_results/ describe the model they are in: the merged model's own numbers
     extra = evals.eval_result_files(ctx.eval_rows) if variant is merged else {}
     return RenderedCard(variant.name, variant.repo_id, folder, text, card_strip(ctx, facts, variant), facts, extra)
+
+
+def _card_text(data: Any, body: str) -> str:
+    text = f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"
+    return text if text.endswith("\n") else text + "\n"
 
 
 def write_atomic(path: Path, text: str) -> Path:
@@ -383,7 +394,7 @@ def build_strips(build_dir: Path, *, published: date | None = None) -> dict[str,
         out[v.name] = strip_of(
             facts,
             license=recipe.card.license,
-            published=published or manifest.created.date(),
+            published=published or default_published(build_dir),
             version=manifest.recipe_version,
             creator=recipe.card.creator or (repo.split("/")[0] if repo and "/" in repo else None),
             original_published=recipe.card.original_published,

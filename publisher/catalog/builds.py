@@ -12,6 +12,7 @@ from pathlib import Path
 
 from publisher.card.facts import model_facts
 from publisher.card.fetchers import FetchError
+from publisher.card.provenance import built_at, parent_folder
 from publisher.catalog.records import (
     RepoRecord,
     Skipped,
@@ -66,8 +67,9 @@ def read_builds(root: Path) -> tuple[list[RepoRecord], list[Skipped], dict[str, 
             continue
         recipe = _read(build / RECIPE_FILE)
         for inp in manifest.inputs:
-            if inp.repo_id and (Path(inp.path) / README).is_file():
-                parent_folders.setdefault(inp.repo_id.casefold(), Path(inp.path))
+            local = parent_folder(build, inp)
+            if inp.repo_id and local is not None and (local / README).is_file():
+                parent_folders.setdefault(inp.repo_id.casefold(), local)
         for v in manifest.variants:
             folder = build / v.folder if v.folder else build
             label = v.repo_id or f"{build} ({v.name})"
@@ -83,7 +85,7 @@ def read_builds(root: Path) -> tuple[list[RepoRecord], list[Skipped], dict[str, 
             except PublisherError as e:
                 skipped.append(Skipped(v.repo_id, f"its weights cannot be described ({e})", True))
                 continue
-            version = Version(version=manifest.recipe_version or "0", tag=None, commit=None, date=manifest.created)
+            version = Version(version=manifest.recipe_version or "0", tag=None, commit=None, date=built_at(build))
             by_repo.setdefault(v.repo_id.casefold(), []).append(
                 RepoRecord(
                     repo_id=v.repo_id,

@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{result.out} already holds this build (recipe sha256 {m.recipe_sha256[:12]}); nothing to do")
         return 0
     size = sum(f.size for v in m.variants for f in v.files)
+    seconds = result.record.timings.total_s if result.record else 0.0
     console.print(
-        f"built {result.out} in {m.timings.total_s:.1f}s: "
+        f"built {result.out} in {seconds:.1f}s: "
         + ", ".join(f"{v.name} ({v.dtype}, {len(v.files)} files)" for v in m.variants)
         + f", {size / 1e9:.2f} GB"
     )

@@ -19,14 +19,10 @@ without its tag; a re-run finds the commit's content on main and only adds the t
 
 from __future__ import annotations
 
-import hashlib
-import re
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from publisher.errors import (
     CardError,
@@ -34,10 +30,31 @@ from publisher.errors import (
     Interrupted,
     PublisherError,
     PublishError,
-    RecipeError,
 )
 from publisher.hub.cardcheck import check_card
-from publisher.hub.ids import InvalidName, check_path_in_repo, check_ref_name, split_repo_id
+from publisher.hub.ids import InvalidName, check_ref_name
+from publisher.hub.local_build import (
+    CARD,
+    LocalFile,
+    PublishSettings,
+    VariantBuild,
+    publish_settings,
+    read_build,
+)
+from publisher.hub.publish_plan import (
+    Change,
+    PublishReport,
+    RemoteText,
+    RepoPlan,
+    RepoResult,
+    State,
+    _conflict,
+    _dry,
+    _title,
+    bump,
+    diff,
+    human_size,
+)
 from publisher.hub.remote import (
     Retry,
     client_settings,
@@ -47,201 +64,16 @@ from publisher.hub.remote import (
     resolve_token,
     status_of,
 )
-from publisher.manifest import MANIFEST_FILE, RECIPE_FILE, VARIANTS_DIR, Manifest, load_manifest
+from publisher.manifest import MANIFEST_FILE, Manifest
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
-CARD = "README.md"
-KEEP_REMOTE = frozenset({".gitattributes"})  # the repo's own, not part of a version
-State = Literal["publish", "publish-landed", "tag-only", "card-update", "up-to-date", "conflict"]
-
-
-# ---------------------------------------------------------------------------- the build
-@dataclass(frozen=True)
-class LocalFile:
-    path: str  # in the repo
-    source: Path
-    size: int
-    sha256: str
-
-    def git_blob_id(self) -> str:
-        data = self.source.read_bytes()
-        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-@dataclass(frozen=True)
-class VariantBuild:
-    name: str
-    repo_id: str
-    folder: Path
-    files: dict[str, LocalFile]
-    card: str
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class PublishSettings:
-    private: bool = False
-    commit_message: str | None = None
-
-
-def publish_settings(build_dir: Path) -> PublishSettings:
-    """The recipe's ``publish:`` section (``private``, ``commit_message``) from the build's recipe.yaml.
-
-    Read directly and minimally: publishing needs only these two keys, not the whole recipe.
-    """
-    path = Path(build_dir) / RECIPE_FILE
-    if not path.is_file():
-        return PublishSettings()
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise RecipeError(f"recipe.yaml is not valid YAML ({e})", where=str(path)) from e
-    section = data.get("publish") if isinstance(data, dict) else None
-    if section is None:
-        return PublishSettings()
-    if not isinstance(section, dict):
-        raise RecipeError("publish must be a mapping", where=str(path))
-    private, message = section.get("private", False), section.get("commit_message")
-    if not isinstance(private, bool):
-        raise RecipeError("publish.private must be true or false", where=str(path))
-    if message is not None and not isinstance(message, str):
-        raise RecipeError("publish.commit_message must be a string", where=str(path))
-    return PublishSettings(private, message)
-
-
-def read_build(build_dir: Path) -> tuple[Manifest, list[VariantBuild]]:
-    build_dir = Path(build_dir)
-    manifest = load_manifest(build_dir)
-    if not manifest.recipe_version:
-        raise PublishError(
-            "the build has no version", where=str(build_dir / MANIFEST_FILE),
-            fix="add `version: 1.0.0` to the recipe and rebuild",
-        )
-    variants = []
-    seen: set[str] = set()
-    for v in manifest.variants:
-        if not v.repo_id:
-            raise PublishError(
-                f"variant {v.name!r} has no repo id", where=str(build_dir / MANIFEST_FILE),
-                fix="add `name: namespace/model` to the recipe and rebuild",
-            )
-        try:
-            split_repo_id(v.repo_id)
-        except InvalidName as e:
-            raise PublishError(str(e), where=f"{build_dir / MANIFEST_FILE}: variant {v.name}") from e
-        if v.repo_id in seen:
-            raise PublishError(f"two variants publish to {v.repo_id}", where=str(build_dir / MANIFEST_FILE))
-        seen.add(v.repo_id)
-        folder = build_dir / v.folder if v.folder else build_dir
-        files: dict[str, LocalFile] = {}
-        for entry in v.files:
-            if not v.folder and entry.path.split("/")[0] == VARIANTS_DIR:
-                continue
-            if entry.path in (CARD, MANIFEST_FILE):
-                continue
-            files[entry.path] = _local_file(folder, entry.path, entry.size, entry.sha256)
-        card_path = folder / CARD
-        if not card_path.is_file():
-            raise CardError("no model card (README.md)", where=str(folder), fix="run `publisher card` on the build first")
-        files[CARD] = _local_file(folder, CARD, card_path.stat().st_size, _sha256(card_path))
-        if not v.folder:
-            m = build_dir / MANIFEST_FILE
-            files[MANIFEST_FILE] = _local_file(build_dir, MANIFEST_FILE, m.stat().st_size, _sha256(m))
-        variants.append(VariantBuild(v.name, v.repo_id, folder, files, card_path.read_text(encoding="utf-8")))
-    return manifest, variants
-
-
-def _local_file(folder: Path, path: str, size: int, sha256: str) -> LocalFile:
-    try:
-        check_path_in_repo(path)
-    except InvalidName as e:
-        raise PublishError(str(e), where=str(folder / MANIFEST_FILE)) from e
-    source = folder / path
-    if not source.is_file():
-        raise PublishError("listed in manifest.json but missing", where=str(source), fix="rebuild")
-    actual = source.stat().st_size
-    if actual != size:
-        raise PublishError(
-            f"changed since the build ({actual} bytes, manifest.json says {size})", where=str(source), fix="rebuild"
-        )
-    return LocalFile(path, source, size, sha256)
-
-
-# ---------------------------------------------------------------------------- plans
-@dataclass(frozen=True)
-class Change:
-    path: str
-    kind: Literal["add", "change", "delete"]
-    size: int
-
-
-@dataclass
-class RepoPlan:
-    build: VariantBuild
-    tag: str
-    private: bool
-    exists: bool
-    state: State
-    base_commit: str | None = None  # main's head the commit goes on top of
-    changes: list[Change] = field(default_factory=list)
-    note: str = ""
-
-    @property
-    def repo_id(self) -> str:
-        return self.build.repo_id
-
-
-@dataclass
-class RepoResult:
-    repo_id: str
-    variant: str
-    tag: str
-    action: str  # published | tagged | card updated | up to date | would publish | ...
-    changes: list[Change]
-    commit: str | None
-    sent_bytes: int
-    note: str = ""
-    private: bool = False
-
-
-@dataclass
-class PublishReport:
-    endpoint: str
-    version: str
-    dry_run: bool
-    results: list[RepoResult]
-
-
-def diff(local: dict[str, LocalFile], remote: dict[str, RepoFile]) -> list[Change]:
-    changes = []
-    for path, lf in sorted(local.items()):
-        rf = remote.get(path)
-        if rf is None:
-            changes.append(Change(path, "add", lf.size))
-        elif not _same(lf, rf):
-            changes.append(Change(path, "change", lf.size))
-    for path, rf in sorted(remote.items()):
-        if path not in local and path not in KEEP_REMOTE:
-            changes.append(Change(path, "delete", rf.size))
-    return changes
-
-
-def _same(lf: LocalFile, rf: RepoFile) -> bool:
-    if rf.size != lf.size:
-        return False
-    if rf.lfs is not None:
-        return bool(rf.lfs.sha256 == lf.sha256)
-    return bool(rf.blob_id == lf.git_blob_id())
+__all__ = [
+    "CARD", "Change", "LocalFile", "PublishReport", "PublishSettings", "Publisher", "RepoPlan", "RepoResult",
+    "State", "VariantBuild", "bump", "diff", "human_size", "publish", "publish_settings", "read_build",
+]
 
 
 class Publisher:
@@ -268,6 +100,24 @@ class Publisher:
             return {i.path: i for i in items if isinstance(i, RepoFile)}
 
         return self._call(listing, f"listing {repo_id}@{commit[:7]}")
+
+    def _text_at(self, repo_id: str, commit: str) -> RemoteText:
+        """Reads a (small) file of the repo at ``commit``; only called when a card's bytes differ."""
+
+        def read(path: str) -> str | None:
+            from huggingface_hub.errors import EntryNotFoundError
+
+            with tempfile.TemporaryDirectory(prefix=".publisher-card-") as tmp:
+                try:
+                    local = self._call(
+                        lambda: self.api.hf_hub_download(repo_id, path, revision=commit, cache_dir=tmp),
+                        f"reading {repo_id}/{path}@{commit[:7]}",
+                    )
+                except EntryNotFoundError:
+                    return None
+                return Path(local).read_text(encoding="utf-8", errors="replace")
+
+        return read
 
     def _refs(self, repo_id: str) -> tuple[str | None, dict[str, str]] | None:
         """(main's head, {tag: commit}), or None when the repo does not exist (or is not visible)."""
@@ -299,19 +149,19 @@ class Publisher:
         self._check_visibility(build.repo_id, private)
         head_files = self._files_at(build.repo_id, head)
         if tag not in tags:
-            changes = diff(build.files, head_files)
+            changes = diff(build.files, head_files, self._text_at(build.repo_id, head))
             state: State = "publish" if changes else "tag-only"
             return RepoPlan(build, tag, private, True, state, head, changes)
         tagged = tags[tag]
         tag_files = head_files if tagged == head else self._files_at(build.repo_id, tagged)
-        vs_tag = diff(build.files, tag_files)
+        vs_tag = diff(build.files, tag_files, self._text_at(build.repo_id, tagged))
         if any(c.path != CARD for c in vs_tag):
             shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if c.path != CARD)
             return RepoPlan(
                 build, tag, private, True, "conflict", head, vs_tag,
                 note=f"{tag} already holds different files: {shown}",
             )
-        vs_head = diff(build.files, head_files)
+        vs_head = diff(build.files, head_files, self._text_at(build.repo_id, head))
         if not vs_head:
             return RepoPlan(build, tag, private, True, "up-to-date", head)
         if all(c.path == CARD for c in vs_head) and not any(c.path != CARD for c in diff(
@@ -413,7 +263,7 @@ class Publisher:
             ([self.commit_message.strip(), ""] if self.commit_message else [])
             + [
                 f"Recipe {manifest.recipe_name} version {version}, variant {plan.build.name}.",
-                f"Recipe sha256 {manifest.recipe_sha256}; built by {manifest.tool} at {manifest.created.isoformat()}.",
+                f"Recipe sha256 {manifest.recipe_sha256}; built by {manifest.tool}.",
             ]
         )
         size = sum(c.size for c in plan.changes if c.kind != "delete")
@@ -436,33 +286,6 @@ class Publisher:
             ),
             f"tagging {plan.repo_id}",
         )
-
-
-def _title(tag: str) -> str:
-    return f"Publish {tag}"
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
-def bump(version: str) -> str:
-    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(.*)$", version)
-    return f"{m.group(1)}.{m.group(2)}.{int(m.group(3)) + 1}" if m else f"{version}.1"
-
-
-def _conflict(plan: RepoPlan) -> PublishError:
-    version = plan.tag[1:]
-    return PublishError(
-        f"{plan.note}; a published tag is never moved",
-        where=plan.repo_id,
-        fix=f"bump `version:` in the recipe (e.g. {bump(version)}), rebuild and publish again",
-    )
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -582,17 +405,3 @@ def _validate_remote(publisher: Publisher, build: VariantBuild) -> None:
     except ValueError as e:
         reasons = " ".join(str(e).replace("Invalid metadata in README.md.", "").split())
         raise CardError(f"the Hub rejects the card: {reasons}", where=str(build.folder / CARD)) from None
-
-
-def _dry(plan: RepoPlan) -> RepoResult:
-    action = {
-        "publish": "would publish" if plan.exists else "would create and publish",
-        "tag-only": "would tag",
-        "publish-landed": "would tag",
-        "card-update": "would update card",
-        "up-to-date": "up to date",
-        "conflict": "conflict",
-    }[plan.state]
-    sent = sum(c.size for c in plan.changes if c.kind != "delete")
-    return RepoResult(plan.repo_id, plan.build.name, plan.tag, action, plan.changes, plan.base_commit, sent,
-                      plan.note, plan.private)

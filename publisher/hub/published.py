@@ -15,6 +15,7 @@ every repo is already tagged (nothing but README.md can then be committed).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,17 @@ class PublishedView:
         refs = self.refs(repo_id)
         return refs.tags.get(tag) if refs else None
 
+    def tag_date(self, repo_id: str, tag: str) -> date | None:
+        """The day ``tag`` was published (its commit's date): the date a re-rendered card keeps."""
+        commit = self.tag_commit(repo_id, tag)
+        if commit is None:
+            return None
+        with client_settings(self.endpoint):
+            commits = self.retry.call(
+                lambda: self.api.list_repo_commits(repo_id, revision=commit), f"reading {repo_id} history", self.token
+            )
+        return commits[0].created_at.date() if commits else None
+
     def forget(self, repo_id: str) -> None:
         """Drop what was read of a repo (after writing to it)."""
         self._refs.pop(repo_id, None)
@@ -120,6 +132,8 @@ class PublishedView:
                         fix="re-run the release where its build directory is (--builds), so the missing repo is published from it",
                     )
                 folder = out / variant.folder if variant.folder else out
+                if variant.folder:
+                    self._own_manifest(session, vrepo, vcommit, folder)
                 for entry in variant.files:
                     dest = folder / entry.path
                     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +150,17 @@ class PublishedView:
                     dest.write_bytes(data)
         (out / MANIFEST_FILE).write_bytes(raw)
         return parsed
+
+    def _own_manifest(self, session: httpx2.Client, repo_id: str, commit: str, folder: Path) -> None:
+        """A variant repo's own manifest.json (repos published before variants had one have none)."""
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            data, _ = self._read(session, repo_id, MANIFEST_FILE, commit, SMALL_FILE_LIMIT, ranged=False)
+        except EntryNotFoundError:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MANIFEST_FILE).write_bytes(data)
 
     def _header_copy(self, session: httpx2.Client, repo_id: str, name: str, commit: str, size: int, dest: Path) -> None:
         try:

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,7 +171,7 @@ class _Releaser:
                 self.view.fetch_build(node.name, node.tag, folder, manifest=remote_manifest)
             manifest = load_manifest(folder)
             self._check_published(node, folder, manifest, pins)
-            self._render(folder, node)
+            self._render(folder, node, published=self.view.tag_date(node.name, node.tag))
             header_only = (folder / HEADER_ONLY_MARK).is_file()
             if header_only or self.options.dry_run:
                 plan = publish(folder, dry_run=True, endpoint=self.options.endpoint, token=self.options.token)
@@ -210,7 +211,7 @@ class _Releaser:
                     fix=f"bump {node.name}'s version (e.g. to {bump(node.version)}) to rebuild it on the new parent",
                 )
 
-    def _render(self, build_dir: Path, node: Node) -> None:
+    def _render(self, build_dir: Path, node: Node, published: date | None = None) -> None:
         """Cards are rendered at every release: the template or the card text may have changed.
 
         Parents' cards are read from the endpoint the release publishes to; a loopback one (the
@@ -229,6 +230,7 @@ class _Releaser:
                 strict=self.options.strict,
                 warn=self.options.build.warn,
                 templates_dir=self.options.templates_dir,
+                published=published,
             )
 
 

@@ -14,7 +14,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from publisher.manifest import FileEntry, InputModel, Manifest, Variant
+from publisher.manifest import (
+    BUILD_RECORD_FILE,
+    BuildRecord,
+    FileEntry,
+    InputModel,
+    Manifest,
+    Variant,
+)
 from publisher.recipe import load_recipe, model_references
 from publisher.standins import SEVEN_B, MistralShape, mistral_config, tensor_plan
 from publisher.tensors import PlannedTensor, assign_shards, encode_header, shard_names, write_index
@@ -162,13 +169,16 @@ def make_build_dir(
                 kind=kind,  # type: ignore[arg-type]
                 repo_id=None if kind == "local" else ref,
                 revision=None if kind == "local" else (revisions or {}).get(ref, fake_sha(ref)),
-                path=str(local) if local is not None else f"/nonexistent/hf-cache/{ref}",
                 files=[FileEntry(path="model.safetensors", size=1, sha256=hashlib.sha256(ref.encode()).hexdigest())],
             )
         )
+    record = BuildRecord(
+        created=created or SEED_DATES.get(r.name or "", datetime(2024, 2, 1, 12, 0, tzinfo=UTC)),
+        parent_folders={ref: str(p) for ref, p in (local_parents or {}).items()},
+    )
+    (out / BUILD_RECORD_FILE).write_text(record.to_json())
     manifest = Manifest(
         tool="publisher 0.1.0",
-        created=created or SEED_DATES.get(r.name or "", datetime(2024, 2, 1, 12, 0, tzinfo=UTC)),
         recipe_name=r.name,
         recipe_version=r.version,
         recipe_sha256=loaded.sha256,

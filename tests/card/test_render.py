@@ -13,6 +13,7 @@ from cardkit import HUB, RECIPES
 from huggingface_hub import ModelCard
 
 from publisher.card.fetchers import FolderFetcher
+from publisher.card.identity import unstamp
 from publisher.card.render import render_cards
 from publisher.card.text import md_code, md_fenced, md_inline
 from publisher.card.validate import validate_card_text
@@ -103,8 +104,8 @@ def test_recipe_names_its_template(tmp_path: Path, make_build: Callable[..., Pat
     (tmp_path / "tpl/short.md.j2").write_text("# {{ model.name }}\n\n{{ strip.size }} · {{ strip.quant }}\n")
     build = make_build(with_card(tmp_path, {"template": "tpl/short.md.j2"}))
     merged, fp8 = render(build, recipe_dir=tmp_path)
-    assert merged.endswith("# MatthieuJ/ING\\_2003M3\\_SLERP\n\n7B · BF16\n")
-    assert fp8.endswith("7B · FP8\n")
+    assert unstamp(merged).endswith("# MatthieuJ/ING\\_2003M3\\_SLERP\n\n7B · BF16\n")  # then its identity mark
+    assert unstamp(fp8).endswith("7B · FP8\n")
     with pytest.raises(CardError, match=r"template .*short.md.j2 not found"):
         render(build)  # relative to the build dir: not there
 

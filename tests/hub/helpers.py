@@ -12,7 +12,6 @@ import os
 import select
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +21,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from huggingface_hub import HfApi, constants
 
+from publisher.build import variant_manifest
 from publisher.hub.remote import Retry
 from publisher.hub.server import LocalHub
 from publisher.manifest import FileEntry, Manifest, Variant
@@ -107,12 +107,14 @@ def make_build(
                     files=_entries(fp8, skip_variants=False))
         )
     manifest = Manifest(
-        tool="publisher 0.1.0", created=datetime(2026, 1, 1, tzinfo=UTC), recipe_name=repo_id,
+        tool="publisher 0.1.0", recipe_name=repo_id,
         recipe_version=version, recipe_sha256=hashlib.sha256(recipe.encode()).hexdigest(),
         merge_method="slerp", seed=0, compute_dtype=None, out_dtype="bfloat16", inputs=[],
         variants=manifest_variants,
     )
     (root / "manifest.json").write_text(manifest.to_json())
+    for v in manifest_variants[1:]:
+        (root / v.folder / "manifest.json").write_text(variant_manifest(manifest, v).to_json())
     return root
 
 

@@ -1,0 +1,156 @@
+"""Provenance that travels: rebuilds that publish nothing, and no path of the build machine on the Hub.
+
+Everything goes through the real ``publisher`` command line (a subprocess, as a user runs it)
+and the real huggingface_hub client against the local Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+
+from publisher.demo import seed_standins
+from publisher.manifest import BUILD_RECORD_FILE, BuildRecord, load_manifest
+from tests.hub.helpers import Hub
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+PARENTS = ["acme/base-a", "acme/base-b"]
+RECIPE = """\
+# a rebuild anywhere must publish nothing
+name: acme/merge
+version: 1.0.0
+merge:
+  slices:
+    - sources:
+        - model: {a}
+          layer_range: [0, 32]
+        - model: {b}
+          layer_range: [0, 32]
+  merge_method: slerp
+  base_model: {a}
+  parameters:
+    t:
+      - filter: self_attn
+        value: [0, 0.5, 0.3, 0.7, 1]
+      - value: 0.5
+  dtype: bfloat16
+quantize:
+  - scheme: fp8-dynamic
+card:
+  license: apache-2.0
+  summary: A merge that travels.
+"""
+
+
+def cli(*args: str | Path, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full = dict(os.environ, PYTHONPATH=str(ROOT_DIR), COLUMNS="200", **env)
+    done = subprocess.run([sys.executable, "-m", "publisher.cli", *map(str, args)], env=full, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def hub_env(hub: Hub, home: Path, cache: Path) -> dict[str, str]:
+    """A user's environment: this Hub, a write token, their own caches (all under ``home``)."""
+    return {
+        "HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token, "HF_HOME": str(home / "hf"),
+        "PUBLISHER_HF_CACHE": str(cache), "PUBLISHER_CACHE": str(home / "publisher-cache"), "HOME": str(home),
+        "HF_HUB_OFFLINE": "0",
+    }
+
+
+def published_files(hub: Hub, repo_id: str, cache: Path) -> dict[str, bytes]:
+    path = Path(snapshot_download(repo_id, endpoint=hub.url, token=hub.token, cache_dir=cache))
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def writes(hub: Hub, before: dict[str, int]) -> dict[str, int]:
+    after = hub.server.app.stats
+    return {k: after[k] - before.get(k, 0) for k in after if not k.startswith(("GET", "HEAD")) and after[k] != before.get(k, 0)
+            and k != "POST /api/validate-yaml"}
+
+
+def test_rebuild_elsewhere_publishes_nothing_and_no_machine_path_is_published(hub: Hub, tmp_path: Path) -> None:
+    seed_standins(hub.url, hub.token, PARENTS, tmp_path / "standins")
+    commits = {r: hub.api().list_repo_commits(r)[0].commit_id for r in PARENTS}
+
+    # machine 1: Hub parents pinned by commit, its own HF cache and work folder
+    one = tmp_path / "machine-one"
+    env1 = hub_env(hub, one, one / "hf-cache")
+    recipe1 = one / "recipes" / "merge.yaml"
+    recipe1.parent.mkdir(parents=True)
+    recipe1.write_text(RECIPE.format(a=f"acme/base-a@{commits['acme/base-a']}", b=f"acme/base-b@{commits['acme/base-b']}"))
+    cli("build", recipe1, "--out", one / "work" / "out", "--quiet", env=env1)
+    cli("publish", one / "work" / "out", env=env1)
+
+    # machine 2: another HF cache, the parents named by their cache snapshot folders, another day
+    two = tmp_path / "elsewhere"
+    snaps = {r: Path(snapshot_download(r, endpoint=hub.url, token=hub.token, cache_dir=two / "cache")) for r in PARENTS}
+    env2 = hub_env(hub, two, two / "other-cache")
+    recipe2 = two / "merge.yaml"
+    recipe2.write_text(RECIPE.format(a=snaps["acme/base-a"], b=snaps["acme/base-b"]))
+    out2 = two / "builds" / "again"
+    cli("build", recipe2, "--out", out2, "--quiet", env=env2)
+    record = BuildRecord.model_validate_json((out2 / BUILD_RECORD_FILE).read_text())
+    later = record.model_copy(update={"created": record.created.replace(year=record.created.year + 1)})
+    (out2 / BUILD_RECORD_FILE).write_text(later.to_json())
+    cli("card", out2, env=env2)  # the card now shows another date: the same card all the same
+
+    assert (one / "work" / "out" / "manifest.json").read_bytes() == (out2 / "manifest.json").read_bytes()
+    assert (one / "work" / "out" / "variants/FP8/manifest.json").read_bytes() == (out2 / "variants/FP8/manifest.json").read_bytes()
+    assert (one / "work" / "out" / "README.md").read_text() != (out2 / "README.md").read_text()  # the date
+    before = dict(hub.server.app.stats)
+    heads = {r: hub.api().list_repo_commits(r)[0].commit_id for r in ("acme/merge", "acme/merge-FP8")}
+    done = cli("publish", out2, env=env2)
+    assert "up to date" in done.stdout and "published" not in done.stdout, done.stdout
+    assert writes(hub, before) == {}
+    assert {r: hub.api().list_repo_commits(r)[0].commit_id for r in heads} == heads
+
+    # nothing on the Hub names a folder of either machine
+    manifest = load_manifest(out2)
+    assert [(i.ref, i.kind, i.repo_id, i.revision) for i in manifest.inputs] == [
+        (f"{r}@{commits[r]}", "hub", r, commits[r]) for r in PARENTS
+    ]
+    machine = [str(tmp_path), str(Path.home()), str(ROOT_DIR), "/tmp/", "snapshots/", "models--"]
+    for repo_id in ("acme/merge", "acme/merge-FP8"):
+        files = published_files(hub, repo_id, tmp_path / "check" / repo_id)
+        assert {"manifest.json", "recipe.yaml", "README.md", "config.json"} <= set(files)
+        assert BUILD_RECORD_FILE not in files
+        for name, data in files.items():
+            for path in machine:
+                assert path.encode() not in data, f"{repo_id}/{name} contains {path}"
+    card = published_files(hub, "acme/merge", tmp_path / "check2")["README.md"].decode()
+    assert "base_model:\n- acme/base-a\n- acme/base-b\n" in card
+
+
+def test_local_parents_are_named_by_folder_and_marked_local(hub: Hub, tmp_path: Path) -> None:
+    parents = tmp_path / "my" / "models"
+    folders = {r: seed_folder for r, seed_folder in ((r, _standin(r, parents)) for r in PARENTS)}
+    env = hub_env(hub, tmp_path / "home", tmp_path / "hf-cache")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.format(a=folders["acme/base-a"], b=folders["acme/base-b"]))
+    out = tmp_path / "out"
+    cli("build", recipe, "--out", out, "--quiet", env=env)
+    manifest = load_manifest(out)
+    assert [(i.ref, i.kind, i.repo_id) for i in manifest.inputs] == [
+        ("acme--base-a", "local", None), ("acme--base-b", "local", None)]
+    text = (out / "recipe.yaml").read_text()
+    assert "model: acme--base-a\n" in text and "# a rebuild anywhere" in text  # renamed in place, comments kept
+    cli("publish", out, env=env)
+    for repo_id in ("acme/merge", "acme/merge-FP8"):
+        for name, data in published_files(hub, repo_id, tmp_path / "check" / repo_id).items():
+            assert str(tmp_path).encode() not in data, f"{repo_id}/{name} holds a path of this machine"
+    card = (out / "README.md").read_text()
+    assert "| acme--base-a | local |" in card and "base_model" not in card.split("---")[1]
+    assert json.loads((out / BUILD_RECORD_FILE).read_text())["parent_folders"]["acme--base-a"] == str(folders["acme/base-a"])
+
+
+def _standin(repo_id: str, root: Path) -> Path:
+    from publisher.demo import generate_standin
+
+    return generate_standin(repo_id, root)
