@@ -100,9 +100,9 @@ def resolve_models(
     headers_dir: Path | None = None,
 ) -> dict[str, ResolvedModel]:
     refs = model_references(loaded.merge)
-    tok = loaded.merge.tokenizer_source
-    if tok and tok not in ("base", "union") and tok not in refs:
-        refs.append(tok)
+    for tok in loaded.merge.tokenizer_models():
+        if tok not in refs:
+            refs.append(tok)
     models = {}
     for ref in refs:
         where = f"{loaded.path}: model {ref}"
@@ -166,7 +166,9 @@ def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path, rec
     out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
     tok_src = plan.models[plan.tokenizer_model].path
     chat = resolve_template(plan.recipe.merge.chat_template, [m.path for m in plan.models])
-    for name in TOKENIZER_FILES:
+    if plan.vocab is not None:
+        out += _write_vocab_tokenizer(plan, folder, chat)
+    for name in TOKENIZER_FILES if plan.vocab is None else ():
         src = tok_src / name
         if not src.is_file():
             continue
@@ -200,6 +202,22 @@ def local_names(plan: MergePlan) -> dict[str, PortableName]:
 def portable_recipe(loaded: LoadedRecipe, names: dict[str, PortableName]) -> bytes:
     """The recipe as published: as written, with each local parent named portably (no paths)."""
     return rewrite_refs(loaded.text, {ref: n.ref for ref, n in names.items() if n.ref != ref})
+
+
+def _write_vocab_tokenizer(plan: MergePlan, folder: Path, chat: str | None) -> list[FileDigest]:
+    """The output tokenizer of a vocabulary merge, as transformers saves it."""
+    import tempfile
+
+    assert plan.vocab is not None
+    tok = plan.vocab.tokenizer
+    if chat is not None:
+        tok.chat_template = chat
+    out = []
+    with tempfile.TemporaryDirectory(prefix="publisher-tokenizer-") as tmp:
+        tok.save_pretrained(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            out.append(write_file_atomic(folder / f.name, f.read_bytes()))
+    return out
 
 
 def _check_disk(path: Path, needed: int) -> None:

@@ -78,7 +78,9 @@ def _parameters(value: Any) -> Any:
 
 
 def _reference(value: Any) -> Any:
-    return canonical(value) if isinstance(value, str | dict) else value
+    if value in ("union", "base"):
+        return value
+    return canonical(value) if isinstance(value, str | dict) and not (isinstance(value, dict) and "kind" in value) else value
 
 
 ModelRefStr = Annotated[str, BeforeValidator(_reference)]
@@ -140,8 +142,54 @@ class OutputSlice(_Strict):
     parameters: Parameters = None
 
 
+class ZeroEmbedding(_Strict):
+    kind: Literal["zero"]
+
+
+class ModelTokenEmbedding(_Strict):
+    """A token's embedding taken from another token (by id or text) of a model."""
+
+    kind: Literal["model_token"]
+    model: ModelRefStr
+    token_id: int | None = None
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ModelTokenEmbedding:
+        if (self.token_id is None) == (self.token is None):
+            raise ValueError("give exactly one of token_id or token")
+        return self
+
+
+def _embedding_source(value: Any) -> Any:
+    """``{kind: zero}``, ``{kind: model_token, ...}`` or a model reference."""
+    if isinstance(value, dict) and "kind" in value:
+        kinds: dict[str, type[BaseModel]] = {"zero": ZeroEmbedding, "model_token": ModelTokenEmbedding}
+        cls = kinds.get(value["kind"])
+        if cls is None:
+            raise ValueError(f"unknown embedding source kind {value['kind']!r}; use zero or model_token")
+        try:
+            return cls.model_validate(value)
+        except ValidationError as e:
+            raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    return _reference(value)
+
+
+class TokenEmbedding(_Strict):
+    source: Annotated[ZeroEmbedding | ModelTokenEmbedding | str | None, BeforeValidator(_embedding_source)] = None
+    force: bool = False
+
+
+class TokenizerConfig(_Strict):
+    """mergekit's ``tokenizer:`` block: the output vocabulary and where new tokens' rows come from."""
+
+    source: ModelRefStr = "union"  # "union", "base" or a model reference
+    tokens: dict[str, TokenEmbedding] | None = None
+    pad_to_multiple_of: int | None = Field(default=None, gt=0)
+
+
 class MergeConfig(_Strict):
-    """mergekit's configuration, field for field (``modules:`` is refused for now)."""
+    """mergekit's configuration, field for field (one module of ``modules:`` is lifted to the top)."""
 
     merge_method: str
     models: list[InputModel] | None = None
@@ -150,8 +198,33 @@ class MergeConfig(_Strict):
     dtype: str | None = None
     out_dtype: str | None = None
     tokenizer_source: str | None = None
+    tokenizer: TokenizerConfig | None = None
     chat_template: str | None = None
     parameters: Parameters = None
+
+    @model_validator(mode="after")
+    def _one_tokenizer(self) -> MergeConfig:
+        if self.tokenizer_source is not None and self.tokenizer is not None:
+            raise ValueError("give tokenizer_source or a tokenizer block, not both (mergekit refuses both)")
+        return self
+
+    @property
+    def vocabulary_source(self) -> str | None:
+        """'union', 'base', a model reference, or None (copy the tokenizer, no re-indexing)."""
+        return self.tokenizer.source if self.tokenizer is not None else self.tokenizer_source
+
+    def tokenizer_models(self) -> list[str]:
+        """Model references the tokenizer settings name (read like any parent)."""
+        out = []
+        src = self.vocabulary_source
+        if src not in (None, "base", "union"):
+            out.append(str(src))
+        for spec in ((self.tokenizer.tokens or {}).values() if self.tokenizer else ()):
+            if isinstance(spec.source, str):
+                out.append(spec.source)
+            elif isinstance(spec.source, ModelTokenEmbedding):
+                out.append(spec.source.model)
+        return out
 
     @field_validator("tokenizer_source", mode="before")
     @classmethod
@@ -174,7 +247,7 @@ class MergeConfig(_Strict):
 
 # The schema classes that are mergekit's: an unknown key in them is ignored by mergekit, so a
 # warning here (recipe_keys.py); in our own sections an unknown key stays an error.
-MERGEKIT_MODELS: tuple[type[BaseModel], ...] = (MergeConfig, InputModel, InputSlice, OutputSlice, ConditionalParameter)
+MERGEKIT_MODELS: tuple[type[BaseModel], ...] = (MergeConfig, InputModel, InputSlice, OutputSlice, ConditionalParameter, TokenizerConfig)
 
 
 class QuantizeSpec(_Strict):

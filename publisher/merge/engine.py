@@ -270,6 +270,9 @@ class Engine:
             elif self.plan.load_dtype is not None:
                 x = x.to(torch_dtype(self.plan.load_dtype))
             inputs.append(x)
+        if t.is_embed and self.plan.vocab is not None and inputs and inputs[0].dim() == 2:
+            # rows re-indexed to the output vocabulary (tokenizer_source / tokenizer:, merge/vocab.py)
+            inputs = self.plan.vocab.align(inputs, [m for m, _ in t.sources])
         job = TensorJob(
             name=t.name,
             tensors=inputs,

@@ -147,7 +147,6 @@ def plan_vocabulary(
     source: str | int,
     tokens: dict[str, dict[str, Any]],
     pad_to_multiple_of: int | None,
-    model_index: dict[str, int],
 ) -> VocabPlan:
     """The output tokenizer and each parent's alignment. ``source``: 'base', 'union' or a model index;
     ``tokens``: token -> {'source': model index | ('row', model, id) | ('token', model, str) | 'zero', 'force'}."""

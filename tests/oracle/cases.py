@@ -16,6 +16,7 @@ F32 = "FAMILY_F32"
 # (three files, layer 0 split across two): their cases keep per-tensor sha256 digests of
 # mergekit's output instead of its ~55 MB of weights.
 WIDE = "FAMILY_WIDE"
+VOCAB = "FAMILY_VOCAB"  # stand-ins with another vocabulary (publisher.standins_vocab)
 LORA = "FAMILY_LORA"  # PEFT adapters for the tiny family (publisher.standins_lora)
 
 # The widespread LazyMergekit slerp setting (issue 2, "Recipes for the seed models").
@@ -423,6 +424,49 @@ CASES.update(
         },
     }
 )
+CASES.update(
+    {
+        # --- tokenizer merges (issue 11): union vocabulary, tokens, padding; rows compared by token ---
+        "union_linear": {
+            "merge_method": "linear",
+            "base_model": f"{BF16}/base",
+            "models": [_m(BF16, "base", weight=0.5), _m(VOCAB, "v1", weight=0.5)],
+            "tokenizer_source": "union",
+            "dtype": "bfloat16",
+        },
+        "tokenizer_block_slerp": {
+            "merge_method": "slerp",
+            "base_model": f"{BF16}/ft1",
+            "slices": [
+                {
+                    "sources": [
+                        {"model": f"{BF16}/ft1", "layer_range": [0, 32]},
+                        {"model": f"{VOCAB}/v1", "layer_range": [0, 32]},
+                    ]
+                }
+            ],
+            "parameters": {"t": 0.4},
+            "tokenizer": {
+                "source": "union",
+                "tokens": {
+                    "<|im_start|>": {"source": {"kind": "zero"}},
+                    "w5": {"source": f"{VOCAB}/v1", "force": True},
+                    "y3": {"source": {"kind": "model_token", "model": f"{BF16}/ft1", "token": "w7"}},
+                },
+                "pad_to_multiple_of": 64,
+            },
+            "dtype": "bfloat16",
+        },
+        "tokenizer_source_model_task_arithmetic": {
+            "merge_method": "task_arithmetic",
+            "base_model": f"{BF16}/base",
+            "models": [_m(BF16, "ft1", weight=0.7), _m(VOCAB, "v1", weight=0.3)],
+            "tokenizer_source": f"{VOCAB}/v1",
+            "dtype": "bfloat16",
+        },
+    }
+)
+VOCAB_CASES = ("union_linear", "tokenizer_block_slerp", "tokenizer_source_model_task_arithmetic")
 LORA_CASES = ("lora_task_arithmetic_bake", "lora_linear_rslora_saved_modules", "lora_slerp_f32")
 LENIENCY_CASES = (
     "lenient_ties_numeric_flags",

@@ -33,11 +33,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import BF16, CASES, F32, LORA, WIDE, resolve_paths  # noqa: E402
+from cases import BF16, CASES, F32, LORA, VOCAB, WIDE, resolve_paths  # noqa: E402
 
 from publisher.standins import TINY, WIDE_SHARD_BYTES, generate_family  # noqa: E402
 from publisher.standins import WIDE as WIDE_SHAPE  # noqa: E402
 from publisher.standins_lora import generate_adapters  # noqa: E402
+from publisher.standins_vocab import generate_vocab_family  # noqa: E402
 from publisher.tensors import read_header  # noqa: E402
 
 VENV = ROOT / ".oracle-venv-mergekit"
@@ -112,6 +113,8 @@ def make_families(work: Path) -> dict[str, Path]:
     generate_family(fams[WIDE], WIDE_SHAPE, dtype="BF16", finetunes=2, max_shard_bytes=WIDE_SHARD_BYTES)
     fams[LORA] = work / "family-lora"
     generate_adapters(fams[LORA], TINY)
+    fams[VOCAB] = work / "family-vocab"
+    generate_vocab_family(fams[VOCAB], TINY)
     return fams
 
 
@@ -140,6 +143,8 @@ def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergek
         shutil.copyfile(shards[0], dest / "model.safetensors")
     for keep in KEEP:
         shutil.copyfile(out / keep, dest / keep)
+    if (out / "tokenizer.json").is_file() and "tokenizer" in json.dumps(config):
+        shutil.copyfile(out / "tokenizer.json", dest / "tokenizer.json")  # rows are compared by token
     shutil.rmtree(out)
     print(f"{name}: {sum(f.stat().st_size for f in dest.iterdir()) // 1024} KiB")
 
