@@ -42,6 +42,7 @@ from publisher.merge.engine import (
     plan_fingerprint,
 )
 from publisher.merge.plan import MergePlan, make_plan
+from publisher.multi import build_multi, split_documents
 from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
 from publisher.sources import (
@@ -236,6 +237,11 @@ def _check_disk(path: Path, needed: int) -> None:
 
 def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
     options = options or BuildOptions()
+    docs = split_documents(Path(recipe_path))
+    if docs is not None:  # a mergekit-multi file: stages, then the final merge (multi.py)
+        return build_multi(
+            Path(recipe_path), out, docs, lambda r, o: build(r, o, options, **resolve_kwargs)
+        )
     t0 = time.monotonic()
     loaded = load_recipe(recipe_path, strict=options.strict)
     if options.warn is not None:
