@@ -49,6 +49,7 @@ class LoraAdapter:
     config: dict[str, Any]
     modules: dict[str, LoraModule] = field(default_factory=dict)  # keyed by base tensor name
     revision: str | None = None  # the commit of a Hub adapter
+    _reader: TensorReader = field(default_factory=TensorReader, repr=False)  # adapters are always local files
 
     @property
     def files(self) -> list[Path]:
@@ -66,8 +67,9 @@ class LoraAdapter:
         alpha = self._pattern("alpha_pattern", module, float(self.config.get("lora_alpha", 8)))
         return alpha / math.sqrt(r) if self.config.get("use_rslora") else alpha / r
 
-    def apply(self, name: str, base: torch.Tensor, reader: TensorReader) -> torch.Tensor:
+    def apply(self, name: str, base: torch.Tensor) -> torch.Tensor:
         """The base tensor ``name`` with the adapter merged in (the base itself if untouched)."""
+        reader = self._reader
         mod = self.modules.get(name)
         if mod is None:
             return base

@@ -184,7 +184,7 @@ def build_multi(path: Path, out: Path, docs: list[Document], build_one: Any) -> 
         recipe = stages_dir / f"{doc.name or 'final'}.yaml"
         recipe.write_text(text)
         if doc.name is None:
-            result = build_one(recipe, out)
+            result = build_one(recipe, out, True)
             continue
         keys[doc.name] = key
         target = folders[doc.name]
@@ -192,6 +192,6 @@ def build_multi(path: Path, out: Path, docs: list[Document], build_one: Any) -> 
             continue  # this exact stage is built
         if target.exists():
             shutil.rmtree(target)  # stale: its document or a parent changed
-        build_one(recipe, target)
+        build_one(recipe, target, False)
         (target / STAGE_KEY).write_text(key + "\n")
     return result

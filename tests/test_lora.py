@@ -21,7 +21,6 @@ from publisher.lora import open_adapter
 from publisher.recipe import load_recipe
 from publisher.standins import TINY
 from publisher.standins_lora import generate_lora
-from publisher.tensors import TensorReader
 
 Q = "model.layers.3.self_attn.q_proj.weight"
 
@@ -39,9 +38,8 @@ def test_apply_is_w_plus_scaled_ba(adapters: dict[str, Path], family: dict[str, 
     base = load_file(family["base"] / "model.safetensors")
     ad = load_file(adapters["plain"] / "adapter_model.safetensors")
     lora = open_adapter("plain", adapters["plain"], "test")
-    with TensorReader() as reader:
-        got = lora.apply(Q, base[Q], reader)
-        untouched = lora.apply("model.norm.weight", base["model.norm.weight"], reader)
+    got = lora.apply(Q, base[Q])
+    untouched = lora.apply("model.norm.weight", base["model.norm.weight"])
     a = ad[f"base_model.model.{Q.removesuffix('.weight')}.lora_A.weight"]
     b = ad[f"base_model.model.{Q.removesuffix('.weight')}.lora_B.weight"]
     want = (base[Q].float() + (b.float() @ a.float()) * (8 / 4)).to(torch.bfloat16)
@@ -54,9 +52,8 @@ def test_rslora_embeddings_and_saved_modules(adapters: dict[str, Path], family: 
     ad = load_file(adapters["rs"] / "adapter_model.safetensors")
     lora = open_adapter("rs", adapters["rs"], "test")
     assert lora.scale(Q) == pytest.approx(8 / math.sqrt(16))
-    with TensorReader() as reader:
-        head = lora.apply("lm_head.weight", base["lm_head.weight"], reader)
-        emb = lora.apply("model.embed_tokens.weight", base["model.embed_tokens.weight"], reader)
+    head = lora.apply("lm_head.weight", base["lm_head.weight"])
+    emb = lora.apply("model.embed_tokens.weight", base["model.embed_tokens.weight"])
     assert torch.equal(head, ad["base_model.model.lm_head.weight"])  # modules_to_save replaces
     a, b = ad["base_model.model.model.embed_tokens.lora_embedding_A"], ad["base_model.model.model.embed_tokens.lora_embedding_B"]
     want = base["model.embed_tokens.weight"] + ((b @ a).T * 2.0).to(torch.bfloat16)
@@ -93,8 +90,7 @@ def test_build_bakes_the_adapter_and_records_both(
     result = build(path, out, BuildOptions(threads=2, quiet=True))
     merged = load_file(out / "model.safetensors")
     base = load_file(family["base"] / "model.safetensors")
-    with TensorReader() as reader:
-        baked = open_adapter("plain", adapters["plain"], "t").apply(Q, base[Q], reader)
+    baked = open_adapter("plain", adapters["plain"], "t").apply(Q, base[Q])
     # task arithmetic of one model: base + 1.0 * (baked - base), in bf16 like mergekit
     assert torch.equal(merged[Q], (base[Q] + (baked - base[Q]) * 1.0).to(torch.bfloat16))
     assert torch.equal(merged["model.norm.weight"], base["model.norm.weight"])
