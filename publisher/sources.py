@@ -87,7 +87,8 @@ def resolve(
         base = resolve(str(parsed.model), recipe_dir=recipe_dir, where=where, headers_dir=headers_dir, **kwargs)  # type: ignore[arg-type]
         adapter = resolve_adapter(str(parsed.lora), recipe_dir=recipe_dir, where=where, endpoint=endpoint, token=token)
         return replace(base, ref=ref, lora=adapter)
-    local = local_candidate(ref, recipe_dir)
+    # A folder wins, as in mergekit, whose revision only applies to the Hub ("./m@main" is ./m).
+    local = local_candidate(ref, recipe_dir) or local_candidate(str(parsed.model.path), recipe_dir)
     if local is not None:
         return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
     m = HUB_REF_RE.match(ref)
