@@ -32,8 +32,14 @@ FAMILIES = {"FAMILY_BF16": "BF16", "FAMILY_F32": "F32"}
 VOCAB_FAMILY = "FAMILY_VOCAB"  # another vocabulary (publisher.standins_vocab), for tokenizer merges
 LORA_FAMILY = "FAMILY_LORA"  # PEFT adapters (publisher.standins_lora), applied as base+lora
 WIDE_FAMILY = "FAMILY_WIDE"  # sharded, 7B-band-sized parents; their cases keep digests.json
-# case name -> the ulp it may differ by, and why; empty: every case is bitwise equal to mergekit.
-ULP_ALLOWED: dict[str, int] = {}
+# case name -> the ulp it may differ by, and why; every other case must be bitwise equal.
+ULP_ALLOWED: dict[str, int] = {
+    # nuslerp without flattening reduces float32 row norms, whose summation order depends on the
+    # CPU's vector width: on one machine we equal mergekit bit for bit (this fixture was
+    # regenerated on an AVX-512 Xeon: 0 ulp), but a fixture made on another CPU was 4 ulp away
+    # from both our output and mergekit's own on this one.
+    "nuslerp_noflatten_f32": 4,
+}
 
 
 # -- ulp distance ------------------------------------------------------------------------
