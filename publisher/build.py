@@ -177,9 +177,10 @@ def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path, rec
     out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
     tok_src = plan.models[plan.tokenizer_model].path
     chat = resolve_template(plan.recipe.merge.chat_template, [m.path for m in plan.models])
-    if plan.vocab is not None:
+    new_tokenizer = plan.vocab is not None and plan.vocab.new_tokenizer
+    if new_tokenizer:
         out += _write_vocab_tokenizer(plan, folder, chat)
-    for name in TOKENIZER_FILES if plan.vocab is None else ():
+    for name in TOKENIZER_FILES if not new_tokenizer else ():
         src = tok_src / name
         if not src.is_file():
             continue

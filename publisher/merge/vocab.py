@@ -42,6 +42,7 @@ class VocabPlan:
     index: list[list[int]]  # per model: output id -> the model's id, or -1
     defaults: dict[int, RowSource] = field(default_factory=dict)  # output id -> default row
     forced: set[int] = field(default_factory=set)
+    new_tokenizer: bool = True  # False: the output tokenizer is a parent's, unchanged (its files are copied)
 
     def align(self, tensors: list[torch.Tensor], models: list[int]) -> list[torch.Tensor]:
         """Each model's tensor (rows = its vocabulary) re-indexed to the output vocabulary."""
@@ -161,6 +162,7 @@ def plan_vocabulary(
         assert isinstance(source, int)
         out = _load(folders[source])
     existing = set(out.get_vocab())
+    new_tokenizer = source == "union" or any(t not in existing for t in tokens)
     for t in tokens:
         if t not in existing:
             out.add_tokens(t)
@@ -213,4 +215,6 @@ def plan_vocabulary(
             defaults[tid] = RowSource("model", model=base)
         else:
             defaults[tid] = RowSource("mean")
-    return VocabPlan(tokenizer=out, size=size, vocab=vocab, index=index, defaults=defaults, forced=forced)
+    return VocabPlan(
+        tokenizer=out, size=size, vocab=vocab, index=index, defaults=defaults, forced=forced, new_tokenizer=new_tokenizer
+    )
