@@ -103,7 +103,7 @@ def quantize_model(
     tmp.mkdir(parents=True)
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # parallelism comes from our pool; OpenMP spinning hurts on busy boxes
-    bound_allocator()  # freed tensors go back to the OS (see publisher/allocator.py)
+    bound_allocator()  # two malloc arenas at most (see publisher/allocator.py)
     writer = VariantWriter(tmp, plan, max_shard_bytes, fsync=fsync)
     try:
         with TensorReader() as reader, ThreadPoolExecutor(workers, thread_name_prefix="fp8") as pool:
