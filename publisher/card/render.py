@@ -22,10 +22,10 @@ from typing import Any
 
 import jinja2
 
-from publisher.card import evals, params
+from publisher.card import evals, params, settings
 from publisher.card.context import BuildContext, card_strip, model_context
 from publisher.card.facts import ModelFacts, Strip, model_facts, strip_of
-from publisher.card.fetchers import CardFetcher, HubFetcher
+from publisher.card.fetchers import CardFetcher, FolderFetcher, HubFetcher
 from publisher.card.frontmatter import front_matter
 from publisher.card.identity import FIXED_DATE, identity_of, stamp
 from publisher.card.license_check import LicenseReport, check_licenses, derive_license
@@ -215,7 +215,18 @@ def render_cards(
         for c in cards:
             result.written.append(write_atomic(c.path, c.text))
             result.written += write_eval_results(c.folder, c.extra_files)
+        settings.remember(build_dir, settings.CardSettings(
+            strict=strict, template=_abs(template), recipes_dir=_abs(recipes_dir), recipe_dir=_abs(recipe_dir),
+            templates_dir=_abs(templates_dir), published=published, max_depth=max_depth, link_base=link_base,
+            endpoint=endpoint if fetcher is None else getattr(fetcher, "endpoint", None),
+            cache_dir=_abs(cache_dir if fetcher is None else getattr(fetcher, "cache_dir", None)),
+            cards_dir=_abs(fetcher.root) if isinstance(fetcher, FolderFetcher) else None,
+        ))
     return result
+
+
+def _abs(path: Path | None) -> str | None:
+    return str(Path(path).absolute()) if path is not None else None
 
 
 def write_eval_results(folder: Path, files: dict[str, str]) -> list[Path]:
