@@ -40,6 +40,7 @@ BUILD_RECORD_FILE = "build.json"
 RECIPE_FILE = "recipe.yaml"
 VARIANTS_DIR = "variants"
 MANIFEST_SCHEMA = 2
+QUANTIZE_ONLY = "none"  # Manifest.merge_method of a standalone quantization (``publisher quantize``)
 _LEGACY_FIELDS = ("created", "timings")  # schema 1 kept these (and input paths) in the manifest
 
 

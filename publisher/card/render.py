@@ -41,7 +41,7 @@ from publisher.card.templates import (
 )
 from publisher.card.validate import validate_card_text
 from publisher.errors import CardError, LicenseError, PublisherError
-from publisher.manifest import RECIPE_FILE, Manifest, Variant, load_manifest
+from publisher.manifest import QUANTIZE_ONLY, RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
 from publisher.recipe import LoadedRecipe, load_recipe
 from publisher.tensors import ModelFiles
@@ -146,6 +146,8 @@ def render_cards(
                 warn(text)
 
     manifest = load_manifest(build_dir)
+    if manifest.merge_method == QUANTIZE_ONLY:  # a `publisher quantize` output: one source, no merge
+        return _quantization_card(build_dir, manifest, published, link_base, templates_dir, write)
     recipe_path = build_dir / RECIPE_FILE
     if not recipe_path.is_file():
         raise CardError("recipe.yaml is missing from the build", where=str(build_dir), fix="rebuild")
@@ -222,6 +224,22 @@ def render_cards(
             cache_dir=_abs(cache_dir if fetcher is None else getattr(fetcher, "cache_dir", None)),
             cards_dir=_abs(fetcher.root) if isinstance(fetcher, FolderFetcher) else None,
         ))
+    return result
+
+
+def _quantization_card(
+    build_dir: Path, manifest: Manifest, published: date | None, link_base: str, templates_dir: Path | None, write: bool
+) -> CardsResult:
+    from publisher.card.quantized import render_quantized_card
+
+    text, strip, facts = render_quantized_card(
+        build_dir, manifest, published=published, link_base=link_base, templates_dir=templates_dir
+    )
+    v = manifest.variants[0]
+    card = RenderedCard(v.name, v.repo_id, build_dir, text, strip, facts)
+    result = CardsResult(cards=[card], warnings=[])
+    if write:
+        result.written.append(write_atomic(card.path, text))
     return result
 
 

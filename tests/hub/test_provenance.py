@@ -145,7 +145,7 @@ def test_rebuild_elsewhere_publishes_nothing_and_no_machine_path_is_published(hu
 
 def test_local_parents_are_named_by_folder_and_marked_local(hub: Hub, tmp_path: Path) -> None:
     parents = tmp_path / "my" / "models"
-    folders = {r: seed_folder for r, seed_folder in ((r, _standin(r, parents)) for r in PARENTS)}
+    folders = {r: _standin(r, parents) for r in PARENTS}
     env = hub_env(hub, tmp_path / "home", tmp_path / "hf-cache")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE.format(a=folders["acme/base-a"], b=folders["acme/base-b"]))

@@ -54,7 +54,7 @@ def test_reproduce_with_local_parents(hub: Hub, tmp_path: Path) -> None:
     assert "`acme--base-a` and `acme--base-b` are local folders" in prose
 
     elsewhere = tmp_path / "someone-else"
-    for r, folder in folders.items():  # the parents, put beside the recipe under the names the card gives
+    for folder in folders.values():  # the parents, put beside the recipe under the names the card gives
         shutil.copytree(folder, elsewhere / folder.name)
     run_as_written(card, elsewhere, hub_env(hub, tmp_path / "home2", tmp_path / "hf-cache2"))
     again = elsewhere / "merge"
