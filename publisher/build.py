@@ -46,13 +46,20 @@ from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
 from publisher.sources import (
     ResolvedModel,
-    file_identity,
     hash_files,
     input_entry,
     known_hashes,
     model_files,
     remember_hashes,
     resolve,
+)
+from publisher.streaming import (
+    PARENTS_DIR,
+    StreamTarget,
+    disk_needed,
+    input_identities,
+    open_ends,
+    remote_hashes,
 )
 from publisher.tensors import FileDigest, write_file_atomic
 
@@ -209,7 +216,16 @@ def _check_disk(path: Path, needed: int) -> None:
         )
 
 
-def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **resolve_kwargs: object) -> BuildResult:
+def build(
+    recipe_path: Path,
+    out: Path,
+    options: BuildOptions | None = None,
+    *,
+    stream: StreamTarget | None = None,
+    **resolve_kwargs: object,
+) -> BuildResult:
+    """With ``stream``, Hub parents are read by Range requests and shards uploaded as they are
+    written (see ``streaming.py``): the result's shards are header-only stubs, ready to publish."""
     options = options or BuildOptions()
     t0 = time.monotonic()
     loaded = load_recipe(recipe_path, strict=options.strict)
@@ -228,22 +244,33 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
             where=str(out),
             fix="choose another --out, or delete the folder",
         )
+    work = out.parent / f".{out.name}.partial"
+    if stream is not None:
+        (work / PARENTS_DIR).mkdir(parents=True, exist_ok=True)
+        resolve_kwargs = {**resolve_kwargs, "headers_dir": work / PARENTS_DIR}
     models = resolve_models(loaded, **resolve_kwargs)  # type: ignore[arg-type]
     plan = make_plan(loaded, models)
     t_resolved = time.monotonic()
     variants = [merged_variant(plan), *quantized_variants(plan)]
     input_paths = [p for m in plan.models for p in model_files(m)]
-    hashes = known_hashes(input_paths)
+    hashes = known_hashes(input_paths) | remote_hashes(plan.models)
     fingerprint = plan_fingerprint(
         plan,
         variants,
         options.shard_bytes,
-        [f"{m.ref}|{m.revision}" for m in plan.models] + [file_identity(p) for p in input_paths],
+        [f"{m.ref}|{m.revision}" for m in plan.models] + input_identities(plan.models, input_paths),
     )
-    work = out.parent / f".{out.name}.partial"
     needed = sum(p.nbytes for v in variants for p in v.planned)
-    done_bytes = sum(f.stat().st_size for f in work.rglob("*.safetensors")) if work.is_dir() else 0
+    done_bytes = sum(f.stat().st_blocks * 512 for f in work.rglob("*.safetensors")) if work.is_dir() else 0
+    if stream is not None:
+        needed = disk_needed(options.shard_bytes, needed)
     _check_disk(out.parent, max(0, needed - done_bytes))
+    hash_paths = [p for p in input_paths if p not in hashes]
+    ends = {}
+    if stream is not None:
+        source, sink = open_ends(plan, variants, work, shard_bytes=options.shard_bytes, target=stream,
+                                 hash_paths=hash_paths, repo_of=lambda v: _variant_repo(plan, v))
+        ends = {"source": source, "sink": sink}
     engine = Engine(
         plan,
         variants,
@@ -253,7 +280,8 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
         memory_budget=options.memory_budget,
         quiet=options.quiet,
         fingerprint=fingerprint,
-        hash_paths=[p for p in input_paths if p not in hashes],
+        hash_paths=hash_paths,
+        **ends,  # type: ignore[arg-type]
     )
     digests = engine.run()
     computed = engine.input_hashes
@@ -311,6 +339,7 @@ def build(recipe_path: Path, out: Path, options: BuildOptions | None = None, **r
     if options.render_cards:
         _render_cards(work, loaded.path.parent, options)
     (work / "progress.json").unlink(missing_ok=True)
+    shutil.rmtree(work / PARENTS_DIR, ignore_errors=True)
     os.replace(work, out)
     return BuildResult(out=out, manifest=manifest, skipped=False, record=record)
 

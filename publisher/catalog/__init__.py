@@ -20,9 +20,17 @@ from publisher.card.fetchers import CardFetcher, FolderFetcher
 from publisher.catalog.records import RepoRecord, Skipped, SkipRepo
 from publisher.catalog.schema import Catalog, CatalogEntry
 from publisher.errors import CatalogError
-from publisher.hub.remote import Retry, loopback_online, resolve_endpoint, resolve_token
+from publisher.hub.remote import (
+    Retry,
+    is_loopback,
+    loopback_online,
+    resolve_endpoint,
+    resolve_token,
+)
 
 __all__ = ["Catalog", "CatalogEntry", "CatalogResult", "build_catalog", "collect_catalog", "write_site"]
+PUBLIC_HUB = "https://huggingface.co"
+LOCAL_HUB = "a local Hub"
 
 
 @dataclass
@@ -48,8 +56,13 @@ def collect_catalog(
     strict: bool = False,
     retry: Retry | None = None,
     warn: Callable[[str], None] | None = None,
+    hub_url: str | None = None,
 ) -> CatalogResult:
-    """catalog.json's data from a Hub endpoint (default ``HF_ENDPOINT``) or from ``builds``."""
+    """catalog.json's data from a Hub endpoint (default ``HF_ENDPOINT``) or from ``builds``.
+
+    ``hub_url``: the public Hub the site links to (default: the endpoint; for builds,
+    huggingface.co). A loopback endpoint (the local Hub) is never written into the site.
+    """
     if endpoint is not None and builds is not None:
         raise CatalogError("give either an endpoint or a builds folder, not both")
     warnings: list[str] = []
@@ -99,13 +112,34 @@ def collect_catalog(
             fix="publish a build first (publisher publish), or point --endpoint/--builds at one"
             + ("" if include_untagged or builds is not None else "; --include-untagged lists repos without a version tag"),
         )
+    public = public_hub_url(hub_url, location if source == "hub" else None)
+    if source == "hub":  # a loopback endpoint is the publisher's own machine: never on a page
+        location = public or LOCAL_HUB
+        entries = [e.model_copy(update={"source": f"{public}/{e.repo_id}" if public else LOCAL_HUB}) for e in entries]
     catalog = Catalog(
         source=source,  # type: ignore[arg-type]
         location=location,
+        hub_url=public,
         models=entries,
         skipped=sorted((s.line() for s in skipped), key=str.casefold),
     )
     return CatalogResult(catalog, None, None, warnings)
+
+
+def public_hub_url(hub_url: str | None, endpoint: str | None) -> str | None:
+    """The Hub URL pages may print: --hub-url, else a non-loopback endpoint, else huggingface.co for builds."""
+    if hub_url is not None:
+        if not hub_url.startswith(("http://", "https://")):
+            raise CatalogError(f"--hub-url {hub_url!r} is not an http(s) URL", fix="e.g. --hub-url https://huggingface.co")
+        if is_loopback(hub_url):
+            raise CatalogError(
+                f"--hub-url {hub_url} is a loopback address: published pages would link to the publisher's own machine",
+                fix="give the public address of the Hub, e.g. https://huggingface.co",
+            )
+        return hub_url.rstrip("/")
+    if endpoint is None:
+        return PUBLIC_HUB
+    return None if is_loopback(endpoint) else endpoint.rstrip("/")
 
 
 def _entries(records: list[RepoRecord], fallbacks: list[CardFetcher], on_skip: Callable[[str, SkipRepo], None]) -> list[CatalogEntry]:
@@ -127,13 +161,14 @@ def build_catalog(
     strict: bool = False,
     retry: Retry | None = None,
     warn: Callable[[str], None] | None = None,
+    hub_url: str | None = None,
 ) -> CatalogResult:
     """Collect the catalog and write the site to ``out`` (catalog.json, index.html, models/)."""
     from publisher.catalog.site import write_site
 
     result = collect_catalog(
         endpoint=endpoint, builds=builds, token=token, authors=authors, include_untagged=include_untagged,
-        cards_dir=cards_dir, strict=strict, retry=retry, warn=warn,
+        cards_dir=cards_dir, strict=strict, retry=retry, warn=warn, hub_url=hub_url,
     )
     result.index = write_site(result.catalog, Path(out), template_dir=template_dir)
     result.out = Path(out)

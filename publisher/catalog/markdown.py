@@ -126,9 +126,21 @@ def _inline_text(token: Token) -> str:
     return " ".join("".join(parts).split())
 
 
-def render_card(body: str, *, title: str | None = None) -> str:
+def render_card(
+    body: str,
+    *,
+    title: str | None = None,
+    drop_strip: bool = False,
+    drop_sections: Sequence[str] = (),
+    drop_summary: str | None = None,
+) -> str:
     """The card body as HTML; the first ``# title`` is dropped (the page has it) and headings
-    move one level down (the page's own heading is the only ``h1``)."""
+    move one level down (the page's own heading is the only ``h1``).
+
+    ``drop_strip``: leave out a table right below the title (the card's strip, which the page
+    shows as its own); ``drop_sections``: ``##`` sections (by title) the page shows itself;
+    ``drop_summary``: the first paragraph when it is this summary (the page shows it).
+    """
     md = _parser()
     env: dict[str, Any] = {}
     tokens = md.parse(body, env)
@@ -140,6 +152,15 @@ def render_card(body: str, *, title: str | None = None) -> str:
         and _inline_text(tokens[1]).casefold() == title.casefold()
     ):
         tokens = tokens[3:]
+        if drop_strip and tokens and tokens[0].type == "table_open":
+            end = next((i for i, t in enumerate(tokens) if t.type == "table_close"), len(tokens) - 1)
+            tokens = tokens[end + 1:]
+        if drop_summary and len(tokens) >= 3 and tokens[0].type == "paragraph_open":
+            text = _inline_text(tokens[1])
+            if text and (text == drop_summary or text.startswith(drop_summary.rstrip("…"))):
+                tokens = tokens[3:]
+    if drop_sections:
+        tokens = _without_sections(tokens, {s.casefold() for s in drop_sections})
     for t in tokens:
         if t.type in ("heading_open", "heading_close"):
             level = min(6, int(t.tag[1]) + 1)
@@ -148,6 +169,18 @@ def render_card(body: str, *, title: str | None = None) -> str:
     for name in reversed(env.get("open_tags", [])):
         out += f"</{name}>"
     return str(out)
+
+
+def _without_sections(tokens: list[Token], titles: set[str]) -> list[Token]:
+    """Drop each ``##`` section whose title is in ``titles``, up to the next ``#``/``##`` heading."""
+    out: list[Token] = []
+    skipping = False
+    for i, t in enumerate(tokens):
+        if t.type == "heading_open" and t.tag in ("h1", "h2") and t.level == 0:
+            skipping = t.tag == "h2" and i + 1 < len(tokens) and _inline_text(tokens[i + 1]).casefold() in titles
+        if not skipping:
+            out.append(t)
+    return out
 
 
 def first_paragraph(body: str) -> str:

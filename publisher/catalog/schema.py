@@ -100,7 +100,7 @@ class CatalogEntry(_Model):
     versions: list[Version]
     facts: FactsData
     lineage: LineageData
-    source: str  # the endpoint URL of the repo, or the build folder
+    source: str  # the repo's public URL, "a local Hub", or the build folder
     card: str  # the card's Markdown body (front matter removed)
     card_data: dict[str, Any]  # the card's front matter as parsed
 
@@ -108,7 +108,8 @@ class CatalogEntry(_Model):
 class Catalog(_Model):
     schema_version: int = CATALOG_SCHEMA
     source: Literal["hub", "builds"]
-    location: str  # endpoint URL or builds folder
+    location: str  # the public Hub URL, "a local Hub", or the builds folder (never a loopback address)
+    hub_url: str | None = None  # the public Hub the site links repos to (--hub-url), if any
     models: list[CatalogEntry]
     skipped: list[str]  # "<repo>: why" for every repo left out
 

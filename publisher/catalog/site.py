@@ -32,6 +32,7 @@ from publisher.errors import CatalogError, PublisherError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "catalog"
 INDEX = "index.html"
+CARD_SECTIONS_SHOWN = ("Lineage", "Key characteristics")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMBT]?)$")
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
 
@@ -100,21 +101,45 @@ def tree_rows(data: LineageData) -> list[dict[str, Any]]:
     return rows
 
 
-def index_data(catalog: Catalog) -> list[dict[str, Any]]:
-    """What the index's inline script filters on, one item per row (same order)."""
-    out = []
+def model_rows(catalog: Catalog) -> list[dict[str, Any]]:
+    """One row per model: its unquantized form first (the row's name), every form a chip.
+
+    A model and its quantized copies share ``family`` (the merged model's repo id).
+    """
+    groups: dict[str, list[CatalogEntry]] = {}
     for e in catalog.models:
-        text = " ".join(
-            [e.repo_id, e.summary, e.method or "", e.license or "", e.strip.architecture, e.variant, *e.parents, *e.tags]
-        )
+        groups.setdefault(e.family.casefold(), []).append(e)
+    rows: list[dict[str, Any]] = []
+    for members in groups.values():
+        members.sort(key=lambda e: (e.quantized, e.variant.casefold(), e.repo_id.casefold()))
+        rows.append({"primary": members[0], "variants": members})
+    rows.sort(key=lambda r: r["primary"].repo_id.casefold())
+    return rows
+
+
+def _values(entries: list[CatalogEntry], get: Any) -> list[str]:
+    return list(dict.fromkeys(v for e in entries if (v := get(e))))
+
+
+def index_data(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the index's inline script filters on, one item per row (same order).
+
+    A filter matches a row when any of its variants has the value (quant: BF16 or FP8).
+    """
+    out = []
+    for row in rows:
+        entries: list[CatalogEntry] = row["variants"]
+        words: list[str] = []
+        for e in entries:
+            words += [e.repo_id, e.summary, e.method or "", e.license or "", e.strip.architecture, e.variant, *e.parents, *e.tags]
         out.append(
             {
-                "repo": e.repo_id,
-                "method": e.method or "",
-                "license": e.license or "",
-                "quant": e.variant,
-                "size": e.strip.size,
-                "text": " ".join(text.casefold().split()),
+                "repo": row["primary"].repo_id,
+                "method": _values(entries, lambda e: e.method),
+                "license": _values(entries, lambda e: e.license),
+                "quant": _values(entries, lambda e: e.variant),
+                "size": _values(entries, lambda e: e.strip.size),
+                "text": " ".join(" ".join(words).casefold().split()),
             }
         )
     return out
@@ -160,13 +185,14 @@ def render_pages(catalog: Catalog, template_dir: Path | None = None) -> dict[str
         "size": _options([e.strip.size for e in models], key=size_value),
     }
     pages_by_repo = {e.repo_id.casefold(): e.page for e in models}
+    rows = model_rows(catalog)
     pages: dict[str, str] = {CATALOG_FILE: catalog.to_json()}
     pages[INDEX] = _render(
         env,
         "index.html.j2",
         {
-            "catalog": catalog, "models": models, "filters": filters, "data": index_data(catalog), "root": "",
-            "page_for": lambda repo_id: pages_by_repo.get(str(repo_id).casefold()),
+            "catalog": catalog, "models": models, "rows": rows, "filters": filters, "data": index_data(rows),
+            "root": "", "page_for": lambda repo_id: pages_by_repo.get(str(repo_id).casefold()),
         },
     )
     by_repo = {e.repo_id.casefold(): e for e in models}
@@ -183,7 +209,10 @@ def model_context(catalog: Catalog, e: CatalogEntry, by_repo: dict[str, CatalogE
         "model": e,
         "root": root,
         "parents": parents,
-        "card_html": Markup(render_card(e.card, title=e.repo_id)),
+        # the page states the strip, the lineage and the facts: the card's own copies are left out
+        "card_html": Markup(render_card(
+            e.card, title=e.repo_id, drop_strip=True, drop_sections=CARD_SECTIONS_SHOWN, drop_summary=e.summary or None
+        )),
         "graph": layout(e.lineage),
         "tree": tree_rows(e.lineage),
     }

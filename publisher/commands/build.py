@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar (CI logs)")
     p.add_argument("--no-card", action="store_true", help="skip rendering README.md cards")
     add_strict(p)
+    p.add_argument(
+        "--publish", action="store_true",
+        help="stream: read Hub parents by Range requests, upload each shard as it is written, then publish "
+        "(one commit and tag per repo); the folder keeps header-only stubs of the shards",
+    )
+    p.add_argument("--endpoint", help="with --publish: Hub endpoint (default $HF_ENDPOINT or huggingface.co)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         render_cards=not args.no_card,
         strict=args.strict,
     )
+    if args.publish:
+        return _build_and_publish(args, options, console)
     result = build(args.recipe, args.out, options)
     m = result.manifest
     if result.skipped:
@@ -50,4 +58,26 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{v.name} ({v.dtype}, {len(v.files)} files)" for v in m.variants)
         + f", {size / 1e9:.2f} GB"
     )
+    return 0
+
+
+def _build_and_publish(args: argparse.Namespace, options: BuildOptions, console: Console) -> int:
+    """The streaming build, then the publisher's one commit per repo (the shards are already there)."""
+    from publisher.commands.publish import print_report
+    from publisher.hub.publish import publish
+    from publisher.streaming import StreamTarget, stream_settings
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            console.print(escape(msg))
+
+    if args.quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    with stream_settings(args.endpoint):
+        result = build(args.recipe, args.out, options, stream=StreamTarget(args.endpoint, log=log),
+                       endpoint=args.endpoint)
+        report = publish(result.out, endpoint=args.endpoint, log=log)
+    print_report(report, console)
     return 0

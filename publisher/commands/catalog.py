@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cards", type=Path, metavar="DIR",
                    help="with --builds: parents' cards from a folder laid out like the Hub (DIR/<ns>/<name>/README.md)")
     p.add_argument("--strict", action="store_true", help="fail on a repo that cannot be listed (malformed card, unreadable weights)")
+    p.add_argument("--hub-url", metavar="URL",
+                   help="the public Hub the pages link to (default: the endpoint, never a loopback one; "
+                   "with --builds https://huggingface.co)")
     p.set_defaults(func=run)
 
 
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         include_untagged=args.include_untagged,
         cards_dir=args.cards,
         strict=args.strict,
+        hub_url=args.hub_url,
         warn=lambda w: err.print(f"[yellow]warning:[/] {escape(w)}"),
     )
     console = Console(highlight=False, soft_wrap=True)
@@ -70,5 +74,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[dim]{quiet_skips} repo(s) without a version tag left out (--include-untagged lists them)[/]")
     if result.lineage_gaps:
         console.print(f"[dim]{result.lineage_gaps} ancestor(s) could not be read: shown as unknown (catalog.json lineage.gaps)[/]")
+    if catalog.source == "hub" and catalog.hub_url is None:
+        console.print("[dim]the endpoint is a loopback address: the pages name no Hub and link no repo there "
+                      "(--hub-url URL gives the public one)[/]")
     console.print(f"{len(catalog.models)} models → [bold]{escape(str(result.index))}[/]")
     return 0

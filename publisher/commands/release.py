@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from publisher.build import BuildOptions
-from publisher.commands.common import add_threads
+from publisher.commands.common import add_threads, parse_size
+from publisher.merge.engine import DEFAULT_SHARD_BYTES
 from publisher.release import (
     MAX_MATRIX_JOBS,
     ReleaseOptions,
@@ -49,6 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--endpoint", help="Hub endpoint (default $HF_ENDPOINT or huggingface.co)")
     p.add_argument("--strict", action="store_true", help="fail on unknown ancestry instead of warning")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--stream", action="store_true",
+        help="read Hub parents by Range requests and upload each shard as it is written (disk: 2 shards)",
+    )
+    p.add_argument("--max-shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES, help="default 5GB")
     add_threads(p)
     p.set_defaults(func=run)
 
@@ -90,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
         only=args.only,
         strict=args.strict,
         templates_dir=templates,
+        stream=args.stream,
         build=BuildOptions(
             threads=args.threads,
+            shard_bytes=args.max_shard_size,
             quiet=args.quiet,
             warn=lambda msg: err.print(f"[yellow]warning:[/] {escape(msg)}"),
         ),

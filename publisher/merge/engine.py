@@ -27,7 +27,7 @@ from pathlib import Path
 from publisher.allocator import bound_allocator
 from publisher.errors import MergeError, OutputError
 from publisher.lazy import torch
-from publisher.merge.hashing import InputHasher
+from publisher.merge.io import DoneShard, LocalSink, LocalSource, ShardSink, TensorSource
 from publisher.merge.methods import TensorJob
 from publisher.merge.plan import MergePlan, TensorPlan
 from publisher.tensors import (
@@ -35,8 +35,8 @@ from publisher.tensors import (
     FileDigest,
     PlannedTensor,
     ShardWriter,
-    TensorReader,
     assign_shards,
+    encode_header,
     shard_names,
     torch_dtype,
     write_index,
@@ -139,8 +139,11 @@ def plan_fingerprint(plan: MergePlan, variants: list[VariantOutput], shard_bytes
 class _VariantWriter:
     """Writes one variant's tensors into its shards, skipping shards already whole."""
 
-    def __init__(self, variant: VariantOutput, root: Path, shard_bytes: int, done: dict[str, FileDigest]) -> None:
+    def __init__(
+        self, variant: VariantOutput, root: Path, shard_bytes: int, done: dict[str, FileDigest], sink: ShardSink
+    ) -> None:
         self.variant = variant
+        self.sink = sink
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.shards = assign_shards(variant.planned, shard_bytes)
@@ -166,13 +169,16 @@ class _VariantWriter:
             return
         if self._current != i:
             self._current = i
+            self.sink.reserve(len(encode_header(self.shards[i], self.variant.metadata)))
             self._writer = ShardWriter(self.root / self.names[i], self.shards[i], self.variant.metadata)
         assert self._writer is not None
+        self.sink.reserve(tensor.nbytes)
         self._writer.write(name, tensor)
         if self._writer.expected is None:
             digest = self._writer.close()
             self._writer = None
             on_shard_done(self.key(i), digest)
+            self.sink.shard_done(DoneShard(self.key(i), self.root / self.names[i], digest))
 
     def finish(self, parameter_count: int) -> list[FileDigest]:
         digests = [self.done[self.key(i)] for i in range(len(self.shards))]
@@ -212,6 +218,8 @@ class Engine:
         quiet: bool = False,
         fingerprint: str,
         hash_paths: list[Path] | None = None,
+        source: TensorSource | None = None,
+        sink: ShardSink | None = None,
     ) -> None:
         self.plan = plan
         self.variants = variants
@@ -221,9 +229,8 @@ class Engine:
         self.memory_budget = memory_budget
         self.quiet = quiet
         self.fingerprint = fingerprint
-        self.reader = TensorReader()
-        self.hash_paths = hash_paths or []
-        self.hasher: InputHasher | None = None
+        self.source: TensorSource = source or LocalSource(hash_paths)
+        self.sink: ShardSink = sink or LocalSink()
         self.input_hashes: dict[Path, str] = {}  # input files hashed on the way (see hashing.py)
         self.stats = EngineStats()
         self.seed = plan.recipe.recipe.seed
@@ -253,15 +260,28 @@ class Engine:
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, self.work_dir / PROGRESS_FILE)
 
+    def _resume(self, done: dict[str, FileDigest]) -> dict[str, FileDigest]:
+        """Shards a killed run finished, as far as the sink still holds them whole."""
+        if not done:
+            return done
+        folders = {v.folder for v in self.variants}
+        listed = []
+        for key, digest in done.items():
+            folder, _, name = key.rpartition("/")
+            if folder in folders:
+                listed.append(DoneShard(key, (self.work_dir / folder if folder else self.work_dir) / name, digest))
+        kept = {d.key: d.digest for d in self.sink.resume(listed)}
+        if len(kept) != len(done):
+            self._save_progress(kept)
+        return kept
+
     # -- one tensor -------------------------------------------------------------------
 
     def _compute(self, t: TensorPlan) -> list[list[tuple[str, torch.Tensor]]]:
         inputs = []
         for model_index, name in t.sources:
             info = self.plan.models[model_index].files.tensors[name]
-            x = self.reader.read(info)
-            if self.hasher is not None:
-                self.hasher.offer(info, x)
+            x = self.source.read(info)
             if self.compute_dtype is not None:
                 x = x.to(self.compute_dtype)
             elif self.plan.load_dtype is not None:
@@ -292,10 +312,9 @@ class Engine:
         torch.set_num_threads(1)  # parallelism comes from the pool, one tensor per thread
         bound_allocator()  # freed tensors go back to the OS: peak RSS follows the budget
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        done = self._load_progress()
-        hasher = self.hasher = InputHasher(self.hash_paths)
+        done = self._resume(self._load_progress())
         writers = [
-            _VariantWriter(v, self.work_dir / v.folder if v.folder else self.work_dir, self.shard_bytes, done)
+            _VariantWriter(v, self.work_dir / v.folder if v.folder else self.work_dir, self.shard_bytes, done, self.sink)
             for v in self.variants
         ]
         # Which variant tensor names each merged tensor produces (known from the layouts).
@@ -305,6 +324,7 @@ class Engine:
             if any(w.needs(produced[i][k]) for k, w in enumerate(writers))
         ]
         progress = _Progress(len(todo), sum(self.plan.input_bytes(t) for _, t in todo), self.quiet)
+        self.source.start([self.plan.models[m].files.tensors[name] for _, t in todo for m, name in t.sources])
 
         def on_shard_done(key: str, digest: FileDigest) -> None:
             done[key] = digest
@@ -349,13 +369,18 @@ class Engine:
                 fut.cancel()
             for w in writers:
                 w.abort()
-            hasher.abort()
+            self.source.abort()
+            self.sink.abort()
             raise
         finally:
             progress.close()
-            self.reader.close()
+        try:
+            self.input_hashes = self.source.finish()  # raises on a parent whose sha256 did not match
+            self.sink.finish()
+        except BaseException:
+            self.sink.abort()
+            raise
         self.stats.seconds = time.monotonic() - start
-        self.input_hashes = hasher.finish()
         return {
             w.variant.name: w.finish(sum(p.nbytes // ITEMSIZE[p.dtype] for p in w.variant.planned))
             for w in writers

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,6 +21,7 @@ from publisher.recipe import load_recipe
 from publisher.release.changes import Decision, bump, decide, default_templates_dir, weights
 from publisher.release.graph import Node, load_catalog, slug, waves
 from publisher.release.matrix import rel
+from publisher.streaming import StreamTarget, stream_settings
 
 if TYPE_CHECKING:
     from publisher.hub.publish import PublishReport
@@ -47,6 +50,7 @@ class ReleaseOptions:
     build: BuildOptions = field(default_factory=BuildOptions)
     strict: bool = False
     templates_dir: Path | None = None  # default: templates/ beside the recipes folder
+    stream: bool = False  # read Hub parents by Range requests, upload shards as they are written
 
 
 def build_dir_for(options: ReleaseOptions, node: Node) -> Path:
@@ -143,9 +147,12 @@ class _Releaser:
             out.parent.mkdir(parents=True, exist_ok=True)
             # Cards are rendered below, with the catalog's recipes, templates and the release's endpoint.
             build_options = dataclasses.replace(self.options.build, render_cards=False)
-            build(node.path, out, build_options, pins=pins, endpoint=self.options.endpoint, token=self.options.token)
+            with self._settings():
+                build(node.path, out, build_options, stream=self._stream(), pins=pins,
+                      endpoint=self.options.endpoint, token=self.options.token)
         self._render(out, node)
-        report = publish(out, endpoint=self.options.endpoint, token=self.options.token, log=self.log)
+        with self._settings():
+            report = publish(out, endpoint=self.options.endpoint, token=self.options.token, log=self.log)
         for r in report.results:
             self.view.forget(r.repo_id)
         merged = next((r for r in report.results if r.variant == "merged"), report.results[0])
@@ -153,6 +160,14 @@ class _Releaser:
             self.pins[node.name] = merged.commit
         actions = ", ".join(sorted({r.action for r in report.results}))
         return self._row(node, actions, [r.repo_id for r in report.results], merged.commit, t0, decision.reason)
+
+    def _stream(self) -> StreamTarget | None:
+        if not self.options.stream:
+            return None
+        return StreamTarget(self.options.endpoint, self.options.token, log=self.log)
+
+    def _settings(self) -> AbstractContextManager[None]:
+        return stream_settings(self.options.endpoint) if self.options.stream else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ a published version
     def _rerender(self, node: Node, decision: Decision, pins: dict[str, str], t0: float) -> Row:

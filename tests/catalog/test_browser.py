@@ -2,8 +2,9 @@
 
 Opened from file:// with no server: the index lists every model with its strip, the filters
 and the search narrow it, a model page shows its lineage, variants and versions, nothing is
-fetched from anywhere, and the console stays clean. Screenshots of both pages go to
-``test-artifacts/`` for people to look at.
+fetched from anywhere, and the console stays clean. Screenshots of both pages at 1400 and
+420 px go to ``test-artifacts/`` for people to look at; at both widths the page must not
+scroll sideways, and no page may print a loopback address.
 
 Needs ``apt-get install chromium`` and ``pip install playwright`` (never ``playwright install``:
 the system browser is used); without them the tests skip and say which is missing.
@@ -64,6 +65,28 @@ def _visible_repos(page: Any) -> list[str]:
     return [str(r) for r in page.eval_on_selector_all("#models > li:not([hidden])", "els => els.map(e => e.dataset.repo)")]
 
 
+def _no_sideways_scroll(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.evaluate("window.innerWidth"), f"the page scrolls sideways ({width}px)"
+
+
+def _no_loopback(page: Any) -> None:
+    html = page.content()
+    for needle in ("127.0.0.1", "localhost", "[::1]"):
+        assert needle not in html
+
+
+def screenshots(page: Any, name: str) -> None:
+    """Full-page screenshots at 1400 and 420 px, each checked for sideways scroll and loopback."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1400, 420):
+        page.set_viewport_size({"width": width, "height": 900})
+        _no_sideways_scroll(page)
+        _no_loopback(page)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
 def _check_row(row: Any, e: CatalogEntry) -> None:
     s = e.strip
     assert row.locator(".strip .task").inner_text() == "TEXT GENERATION"
@@ -84,37 +107,43 @@ def test_index_lists_every_model_and_filters_narrow_it(page: Any, seed_site: Cat
     assert seed_site.index is not None
     page.goto(seed_site.index.as_uri())
     rows = page.locator("#models > li")
-    assert rows.count() == len(catalog.models) == 10
-    for i, e in enumerate(catalog.models):
+    # one row per model (its BF16 repo), its variants as chips: 5 models, not 10 repos
+    merged = [e for e in catalog.models if not e.quantized]
+    assert rows.count() == len(merged) == 5 and len(catalog.models) == 10
+    for i, e in enumerate(merged):
         row = rows.nth(i)
         assert row.get_attribute("data-repo") == e.repo_id
         assert row.locator("a.name").inner_text() == e.repo_id
+        chips = row.locator(".chips a.chip")
+        assert chips.evaluate_all("els => els.map(e => [e.textContent, e.getAttribute('href')])") == [
+            ["BF16", e.page], ["FP8", e.page.replace(".html", "-FP8.html")],
+        ]
         _check_row(row, e)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "catalog-index.png"), full_page=True)
+        # parents link to their page here, or to the Hub
+        assert row.locator(".origin a").count() == len(e.parents)
+    screenshots(page, "catalog-index")
 
-    page.select_option("#f-quant", "FP8")
-    fp8 = [e.repo_id for e in catalog.models if e.variant == "FP8"]
-    assert _visible_repos(page) == fp8 and len(fp8) == 5
-    assert page.inner_text("#count") == "5 of 10 models"
+    page.select_option("#f-quant", "FP8")  # a row matches when one of its variants does
+    assert _visible_repos(page) == [e.repo_id for e in merged]
+    assert page.inner_text("#count") == "5 of 5 models"
     page.select_option("#f-method", "dare_ties")
-    assert _visible_repos(page) == ["EmbeddedLLM/Mistral-7B-Merge-02-v0-FP8"]
+    assert _visible_repos(page) == ["EmbeddedLLM/Mistral-7B-Merge-02-v0"]
     page.select_option("#f-quant", "")
     page.select_option("#f-method", "")
-    page.fill("#q", "SAUL  bf16")  # every word must match (any case): repo ids, variants, parents, summaries, tags
+    page.fill("#q", "SAUL  fp8")  # every word must match (any case): repo ids, variants, parents, summaries, tags
     assert _visible_repos(page) == ["arcee-ai/saul-mistral-v0.2-7b-slerp"]
     page.fill("#q", "saul")
-    assert _visible_repos(page) == ["arcee-ai/saul-mistral-v0.2-7b-slerp", "arcee-ai/saul-mistral-v0.2-7b-slerp-FP8"]
+    assert _visible_repos(page) == ["arcee-ai/saul-mistral-v0.2-7b-slerp"]
     assert "q=saul" in page.evaluate("location.hash")
     page.reload()  # the filter state lives in the URL
-    assert page.input_value("#q") == "saul" and len(_visible_repos(page)) == 2
+    assert page.input_value("#q") == "saul" and len(_visible_repos(page)) == 1
     page.fill("#q", "no such model")
     assert _visible_repos(page) == [] and page.is_visible("#empty")
     page.fill("#q", "")
-    page.select_option("#f-size", "7B")
+    page.select_option("#f-size", "7B")  # both variants of a model are filed under its size
     page.select_option("#f-license", "apache-2.0")
-    assert len(_visible_repos(page)) == 10
-    page.click('a.name:text-is("MatthieuJ/ING_2003M3_SLERP-FP8")')
+    assert len(_visible_repos(page)) == 5
+    page.click('#models > li[data-repo="MatthieuJ/ING_2003M3_SLERP"] a.chip:text-is("FP8")')
     assert page.url.endswith("/models/MatthieuJ--ING_2003M3_SLERP-FP8.html")
     watch.check()
 
@@ -146,9 +175,17 @@ def test_model_page_shows_lineage_variants_and_versions(page: Any, seed_site: Ca
                          .map(t => t.textContent); })""")
     assert overflow == []
     assert page.locator("#versions tbody tr").count() == 1 and "1.0.0" in page.inner_text("#versions")
-    assert "Merge details" in page.inner_text("#card") and "Provenance" in page.inner_text("#card")
+    card = page.inner_text("#card")
+    assert "Merge details" in card and "Provenance" in card
+    # facts and lineage once: the page's own, not the card's copies again
+    assert "Key characteristics" not in card and "Lineage" not in page.locator("#card h3").all_inner_texts()
+    assert "Model size" not in (page.locator("#card").text_content() or "")  # the card's strip is left out
+    # the per-layer table is collapsed behind its band summary
+    layers = page.locator('#card details:has(summary:text-matches("Per-layer values"))')
+    assert layers.count() == 1 and not layers.first.evaluate("d => d.open")
+    assert page.is_visible("#card li:has-text('self_attn: 0 → 0.452 (layers 0–7)')")
     page.locator("#card details summary").last.click()  # the card's own <details> still opens
-    page.screenshot(path=str(ARTIFACTS / "catalog-model.png"), full_page=True)
+    screenshots(page, "catalog-model")
     # the merged model's node in the graph and the variant list both lead to the bf16 page
     page.locator('#lineage-graph g.node[data-label="MatthieuJ/ING_2003M3_SLERP"] a').click()
     assert page.url.endswith("/models/MatthieuJ--ING_2003M3_SLERP.html")
@@ -166,12 +203,15 @@ def test_the_published_catalog_opens_clean(browser: Any, page: Any, published: P
     assert result.index is not None and result.out is not None
     page.goto(result.index.as_uri())
     rows = page.locator("#models > li")
-    assert rows.count() == len(result.catalog.models) == 4
-    for i, e in enumerate(result.catalog.models):
+    merged = [e for e in result.catalog.models if not e.quantized]
+    assert rows.count() == len(merged) == 2 and len(result.catalog.models) == 4
+    for i, e in enumerate(merged):
         _check_row(rows.nth(i), e)
+    screenshots(page, "catalog-hub-index")  # built from the local Hub: no loopback address anywhere
     e = result.catalog.entry("MatthieuJ/ING_2003M3_SLERP")
     page.goto((result.out / e.page).as_uri())
     assert page.locator("#versions tbody tr").count() == 2
     labels = page.locator("#lineage-graph g.node").evaluate_all("els => els.map(e => e.dataset.label)")
     assert "mistralai/Mistral-7B-Instruct-v0.2" in labels  # an ancestor read from a parent's card over HTTP
+    screenshots(page, "catalog-hub-model")
     watch.check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,7 +104,10 @@ def test_site_is_deterministic_and_complete(seed_site: CatalogResult, seed_build
     data = Catalog.model_validate_json((seed_site.out / CATALOG_FILE).read_text())
     assert data == seed_site.catalog
     index = (seed_site.out / "index.html").read_text()
-    assert "<script src" not in index and "<link rel=\"stylesheet\"" not in index and "https://" not in index
+    assert "<script src" not in index and "<link rel=\"stylesheet\"" not in index and "src=\"http" not in index
+    # the only addresses elsewhere are links to parents' pages on the Hub (never loaded)
+    assert set(re.findall(r'(\S+)="https://', index)) == {"href"}
+    assert 'href="https://huggingface.co/Equall/Saul-Base" rel="external">Equall/Saul-Base</a>' in index
     page = (seed_site.out / "models/MatthieuJ--ING_2003M3_SLERP.html").read_text()
     assert 'href="../models/MatthieuJ--ING_2003M3_SLERP-FP8.html"' in page  # the FP8 variant
     assert '<svg id="lineage-graph"' in page and ">ING_2003M2_SLERP</text>" in page

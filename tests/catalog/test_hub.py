@@ -34,9 +34,9 @@ def _published_ids(published: Published) -> list[str]:
 
 
 def test_catalog_of_the_published_repos(published: Published, tmp_path: Path) -> None:
-    result = build_catalog(tmp_path / "site", endpoint=published.url, retry=FAST)
+    result = build_catalog(tmp_path / "site", endpoint=published.url, retry=FAST, hub_url=PUBLIC)
     catalog = result.catalog
-    assert (catalog.source, catalog.location) == ("hub", published.url)
+    assert (catalog.source, catalog.location, catalog.hub_url) == ("hub", PUBLIC, PUBLIC)
     assert [e.repo_id for e in catalog.models] == _published_ids(published)
     # the parents' repos hold only a card and no version tag: not catalog models, quietly left out
     assert catalog.skipped == sorted((f"{p}: no version tag (v*)" for p in published.parents), key=str.casefold)
@@ -57,7 +57,7 @@ def test_catalog_of_the_published_repos(published: Published, tmp_path: Path) ->
                 latest = entry.versions[0]
                 assert entry.strip == build_strips(build_dir, published=latest.date.date())[v.name]
                 assert entry.card == ModelCard((build_dir / v.folder / "README.md").read_text()).text
-                assert entry.family == repo and entry.source == f"{published.url}/{v.repo_id}"
+                assert entry.family == repo and entry.source == f"{PUBLIC}/{v.repo_id}"
     ing = catalog.entry("MatthieuJ/ING_2003M3_SLERP")
     assert [x.version for x in ing.versions] == ["1.1.0", "1.0.0"] and ing.strip.version == "1.1.0"
     assert (ing.strip.context, ing.facts.context_served, ing.facts.context_config) == ("4k", 4096, 32768)
@@ -188,3 +188,43 @@ def test_empty_unreachable_and_offline_endpoints_are_one_line_and_exit_2(
 def test_catalog_json_round_trips(published: Published, tmp_path: Path) -> None:
     result = build_catalog(tmp_path / "site", endpoint=published.url, retry=FAST)
     assert Catalog.model_validate_json((tmp_path / "site" / "catalog.json").read_text()) == result.catalog
+
+
+PUBLIC = "https://hub.example.org"
+
+
+def _site_text(site: Path) -> dict[str, str]:
+    return {p.relative_to(site).as_posix(): p.read_text() for p in site.rglob("*") if p.is_file()}
+
+
+def test_a_site_from_the_local_hub_never_prints_its_loopback_address(
+    published: Published, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    host = published.url.split("://", 1)[1]
+    # by default: the endpoint is loopback, so no page names a Hub or links a repo there
+    r = cli("catalog", "--endpoint", published.url, "--out", tmp_path / "plain")
+    assert r.code == 0, r.err
+    assert "--hub-url" in r.out
+    pages = _site_text(tmp_path / "plain")
+    assert [rel for rel, text in pages.items() if host in text or "127.0.0.1" in text or "localhost" in text] == []
+    assert "a local Hub" in pages["index.html"]
+    # --hub-url: header, footer, every Source row and the parents link to the public Hub
+    r = cli("catalog", "--endpoint", published.url, "--hub-url", PUBLIC + "/", "--out", tmp_path / "public")
+    assert r.code == 0, r.err
+    pages = _site_text(tmp_path / "public")
+    assert [rel for rel, text in pages.items() if host in text or "127.0.0.1" in text] == []
+    index = pages["index.html"]
+    assert f'Hub: <a href="{PUBLIC}">{PUBLIC}</a>' in index and f"from {PUBLIC}." in index
+    model = pages["models/MatthieuJ--ING_2003M3_SLERP.html"]
+    assert f'<a href="{PUBLIC}/MatthieuJ/ING_2003M3_SLERP" rel="external">' in model
+    assert f'href="{PUBLIC}/chihoonlee10/T3Q-DPO-Mistral-7B" rel="external"' in index  # a parent on the Hub
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [("http://127.0.0.1:8080", "is a loopback address"), ("hub.example.org", "is not an http(s) URL")],
+)
+def test_a_bad_hub_url_is_refused(published: Published, tmp_path: Path, cli: Callable[..., Any], url: str, words: str) -> None:
+    r = cli("catalog", "--endpoint", published.url, "--hub-url", url, "--out", tmp_path / "site")
+    assert r.code == 2 and words in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "site").exists()

@@ -28,8 +28,14 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mergekit"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "config.yml").exists())
 FAMILIES = {"FAMILY_BF16": "BF16", "FAMILY_F32": "F32"}
 WIDE_FAMILY = "FAMILY_WIDE"  # sharded, 7B-band-sized parents; their cases keep digests.json
-# case name -> the ulp it may differ by, and why; empty: every case is bitwise equal to mergekit.
-ULP_ALLOWED: dict[str, int] = {}
+# case name -> the ulp it may differ by, and why; every other case must be bitwise equal.
+ULP_ALLOWED: dict[str, int] = {
+    # nuslerp without flattening reduces float32 row norms, whose summation order depends on the
+    # CPU's vector width: on one machine we equal mergekit bit for bit (this fixture was
+    # regenerated on an AVX-512 Xeon: 0 ulp), but a fixture made on another CPU was 4 ulp away
+    # from both our output and mergekit's own on this one.
+    "nuslerp_noflatten_f32": 4,
+}
 
 
 # -- ulp distance ------------------------------------------------------------------------

@@ -79,6 +79,15 @@ WIDE_CASES: dict[str, dict[str, Any]] = {
         "parameters": {"normalize": True},
         "dtype": "bfloat16",
     },
+    # density 1 keeps every element, so mergekit's global-RNG masks are no obstacle: this checks
+    # DARE's banded path (and its TIES sign election) at full size.
+    "wide_dare_ties_dense": {
+        "merge_method": "dare_ties",
+        "base_model": f"{WIDE}/base",
+        "models": _fts(WIDE, {"weight": 0.6, "density": 1.0}, {"weight": 0.5, "density": 1.0}),
+        "parameters": {"rescale": False},
+        "dtype": "bfloat16",
+    },
     "wide_breadcrumbs_ties": {
         "merge_method": "breadcrumbs_ties",
         "base_model": f"{WIDE}/base",

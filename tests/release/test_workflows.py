@@ -104,8 +104,9 @@ def test_one_writer_per_repo_and_the_token_from_secrets() -> None:
     release = next(s for s in job["steps"] if s.get("name") == "Release")
     assert release["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
     assert '--only "${names[@]}"' in release["run"] and "--changed-since" in release["run"]
-    cache = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@"))
-    assert cache["with"]["key"] == "publisher-parents-${{ inputs.cache_key }}"
+    # streaming: parents by Range requests, shards uploaded as written; nothing downloaded to cache
+    assert "--stream --max-shard-size 2GB" in release["run"]
+    assert not [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")]
 
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed (GitHub's runners have it)")

@@ -35,7 +35,7 @@ def _online_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def parents(tmp_path: Path) -> Iterator[Parents]:
-    settings = Settings(multipart_threshold=512 << 10, chunk_size=256 << 10)
+    settings = Settings(multipart_threshold=8 << 20, chunk_size=4 << 20)  # one PUT per shard: uploads are countable
     with LocalHub(tmp_path / "hub-root", settings=settings) as server:
         token = server.create_token("alice", "write", orgs=("acme",))
         folders = make_parents(tmp_path / "parents")

@@ -3,7 +3,7 @@
 Off unless a ``Faults`` with rules is given to ``LocalHub`` (or ``PUBLISHER_HUB_FAULTS``
 names a JSON file of rules for a server started as a subprocess). A rule matches a request
 (method + regex on the raw path) or a named point inside the server ("commit.before-ref",
-"commit.after-ref") and fires ``times`` times:
+"commit.after-ref") and fires ``times`` times, after letting the first ``skip`` matches through:
 
 - ``status``: answer ``status`` (e.g. 500, 429 with ``retry_after``) without running the route;
 - ``drop``: read ``after_bytes`` of the request body, then cut the connection;
@@ -42,7 +42,9 @@ class FaultRule:
     after_bytes: int = 0
     seconds: float = 30.0
     marker: str | None = None
+    skip: int = 0
     fired: int = 0
+    seen: int = 0
 
     def matches(self, method: str | None, path: str) -> bool:
         if self.fired >= self.times:
@@ -81,6 +83,9 @@ class Faults:
         with self._lock:
             for rule in self.rules:
                 if rule.point == point and rule.matches(method, path):
+                    rule.seen += 1
+                    if rule.seen <= rule.skip:
+                        continue
                     rule.fired += 1
                     return rule
         return None

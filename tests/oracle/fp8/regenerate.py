@@ -12,6 +12,11 @@
    ``tests/fixtures/fp8/<case>/<SCHEME>``.
 
 The test suite only reads these files; it never needs llmcompressor.
+
+Regenerated on 2026-12-01 (issue 16 suspected hand-edited configs): every file came out byte
+for byte as committed. The configs are llm-compressor's own: the transformers it pins (5.17.0)
+writes no ``transformers_version`` and keeps the input's ``rope_theta``. tests/quantize compares
+our whole config.json with them, field for field.
 """
 
 from __future__ import annotations
