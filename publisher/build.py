@@ -1,8 +1,9 @@
 """``publisher build``: recipe → parents → plan → engine → a complete model folder (and variants).
 
 Everything is written into ``.<out>.partial`` beside the output and renamed into place
-when complete, so the output folder either does not exist or is whole. A killed build
-resumes from its last whole shard when run again with the same recipe and parents.
+when complete, so the output folder either does not exist or is whole (an empty one is
+accepted). A build that fails removes that work folder; a killed build resumes from its
+last whole shard when run again with the same recipe and parents.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from publisher.merge.engine import (
 from publisher.merge.plan import MergePlan, make_plan
 from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
+from publisher.section_checks import check_sections, reference_where
 from publisher.sources import (
     ResolvedModel,
     hash_files,
@@ -111,7 +113,7 @@ def resolve_models(
         refs.append(tok)
     models = {}
     for ref in refs:
-        where = f"{loaded.path}: model {ref}"
+        where = f"{reference_where(loaded, ref)}: model {ref}"
         models[ref] = resolve(
             ref,
             recipe_dir=loaded.path.parent,
@@ -135,6 +137,7 @@ def load_plan(
 ) -> MergePlan:
     """The merge plan from headers; with ``headers_dir``, Hub parents are read header-only (no weights)."""
     loaded = load_recipe(recipe_path, strict=strict)
+    check_sections(loaded)
     models = resolve_models(loaded, pins=pins, recipe_outputs=recipe_outputs, headers_dir=headers_dir)
     return make_plan(loaded, models)
 
@@ -216,6 +219,11 @@ def _check_disk(path: Path, needed: int) -> None:
         )
 
 
+def work_folder(out: Path) -> Path:
+    """Where a build of ``out`` is written until it is whole: beside it, so the last step is a rename."""
+    return out.parent / f".{out.name}.partial"
+
+
 def build(
     recipe_path: Path,
     out: Path,
@@ -224,16 +232,42 @@ def build(
     stream: StreamTarget | None = None,
     **resolve_kwargs: object,
 ) -> BuildResult:
-    """With ``stream``, Hub parents are read by Range requests and shards uploaded as they are
-    written (see ``streaming.py``): the result's shards are header-only stubs, ready to publish."""
+    """Build ``recipe_path`` into ``out``.
+
+    With ``stream``, Hub parents are read by Range requests and shards uploaded as they are
+    written (see ``streaming.py``): the result's shards are header-only stubs, ready to publish.
+
+    A build that fails removes the work folder it created. An interrupted or killed one keeps
+    it, and the same build run again resumes from its last whole shard (a resume that fails
+    keeps it too, so the next try still resumes).
+    """
+    work = work_folder(Path(out).absolute())
+    resuming = work.exists()
+    try:
+        return _build(recipe_path, out, options, stream=stream, **resolve_kwargs)
+    except Exception:
+        if not resuming:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _build(
+    recipe_path: Path,
+    out: Path,
+    options: BuildOptions | None = None,
+    *,
+    stream: StreamTarget | None = None,
+    **resolve_kwargs: object,
+) -> BuildResult:
     options = options or BuildOptions()
     t0 = time.monotonic()
     loaded = load_recipe(recipe_path, strict=options.strict)
+    check_sections(loaded)  # card, quantize, publish: before any parent is resolved or read
     if options.warn is not None:
         for warning in loaded.warnings:
             options.warn(warning)
     out = Path(out).absolute()
-    if out.exists():
+    if out.exists() and not _is_empty_folder(out):
         existing = _existing_build(out)
         record = load_build_record(out)
         recipe_sha = record.recipe_sha256 if record is not None and record.recipe_sha256 else None
@@ -244,7 +278,7 @@ def build(
             where=str(out),
             fix="choose another --out, or delete the folder",
         )
-    work = out.parent / f".{out.name}.partial"
+    work = work_folder(out)
     if stream is not None:
         (work / PARENTS_DIR).mkdir(parents=True, exist_ok=True)
         resolve_kwargs = {**resolve_kwargs, "headers_dir": work / PARENTS_DIR}
@@ -391,6 +425,11 @@ def _render_cards(build_dir: Path, recipe_dir: Path, options: BuildOptions) -> N
     from publisher.card import render_cards
 
     render_cards(build_dir, recipe_dir=recipe_dir, warn=options.warn)
+
+
+def _is_empty_folder(path: Path) -> bool:
+    """An empty --out folder is accepted: the finished build is renamed onto it."""
+    return path.is_dir() and not any(path.iterdir())
 
 
 def _existing_build(out: Path) -> Manifest | None:

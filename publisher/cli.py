@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from publisher import __version__
 from publisher.errors import PublisherError
+from publisher.hub.reach import install as fail_fast_when_unreachable
 
 COMMANDS = ("plan", "build", "quantize", "card", "publish", "release", "catalog", "hub", "demo")
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    fail_fast_when_unreachable()
     try:
         code = args.func(args)
     except PublisherError as e:

@@ -21,11 +21,11 @@ from publisher.build import BuildOptions
 from publisher.determinism import tensor_seed
 from publisher.hub.server.rootdir import make_root
 from publisher.release import ReleaseOptions, Row, load_catalog, run_release
+from publisher.resources import resource_dir
 from publisher.sources import HUB_REF_RE
 from publisher.standins import FAMILY_BASE_SEED, TINY, Recipe, generate_model
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
+RECIPES = resource_dir("recipes")
 EXAMPLE = RECIPES / "examples" / "tiny-slerp.yaml"
 DEMO_USER = "demo"
 # Stand-ins of well-known fine-tunes are perturbations of one base, as the real ones are of

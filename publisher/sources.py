@@ -35,6 +35,7 @@ ALLOW_PATTERNS = [
     "*.jinja",
     "README.md",
 ]
+OFFLINE_FIX = "unset HF_HUB_OFFLINE, point HF_ENDPOINT at a reachable Hub (`publisher hub serve` runs one locally)"
 HASH_CACHE = Path(os.environ.get("PUBLISHER_CACHE", Path.home() / ".cache" / "publisher")) / "sha256.json"
 
 
@@ -62,6 +63,14 @@ def local_candidate(ref: str, recipe_dir: Path) -> Path | None:
     return None
 
 
+PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
+
+
+def _is_path(ref: str) -> bool:
+    """Not a repo id, but shaped like a path: more than one '/', or a backslash."""
+    return ref.count("/") > 1 or "\\" in ref
+
+
 def resolve(
     ref: str,
     *,
@@ -81,6 +90,13 @@ def resolve(
     if local is not None:
         return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
     m = HUB_REF_RE.match(ref)
+    if ref.startswith(PATH_PREFIXES) or (m is None and _is_path(ref)):
+        raw = Path(ref).expanduser()
+        raise SourceError(
+            f"folder {raw if raw.is_absolute() else (recipe_dir / raw).absolute()} does not exist",
+            where=where,
+            fix="fix the path; a relative path starts at the recipe's folder, then the working directory",
+        )
     if m is None:
         raise SourceError(
             f"'{ref}' is neither an existing folder nor a Hub repo id",
@@ -132,6 +148,7 @@ def _download(
         RevisionNotFoundError,
     )
 
+    from publisher.hub.reach import Unreachable, unreachable_parent
     from publisher.hub.remote import (
         describe,
         is_loopback,
@@ -172,8 +189,10 @@ def _download(
             where=where,
             fix="check the repo id, HF_ENDPOINT and HF_TOKEN (private repos need a token)",
         ) from e
+    except Unreachable as e:
+        raise unreachable_parent(e, repo_id, where) from None
     except LocalEntryNotFoundError as e:
-        hint = "is the server running?" if is_loopback(endpoint) else "unset HF_HUB_OFFLINE or set HF_ENDPOINT to a reachable server"
+        hint = "is the server running?" if is_loopback(endpoint) else OFFLINE_FIX
         raise SourceError(
             f"{repo_id} is not in the local cache and {endpoint} cannot be reached",
             where=where,

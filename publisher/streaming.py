@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from publisher.errors import RecipeError
+from publisher.hub import oidc
 from publisher.hub.range_reader import DEFAULT_READ_AHEAD, RangeSource, remote_inputs
 from publisher.hub.remote import Retry, client_settings, make_api, resolve_endpoint, resolve_token
 from publisher.merge.io import LocalSource
@@ -100,7 +101,8 @@ def open_ends(
                 where=f"{plan.recipe.path}:1", fix="add `name: namespace/model` to the recipe",
             )
         targets.append(Target(repo_id, v.folder))
-    api = make_api(endpoint, token)
+    # trusted publishing (GitHub OIDC) first, HF_TOKEN as the fallback: see hub/oidc.py
+    api, _ = oidc.scoped_api(make_api(endpoint, token), endpoint, [t.repo_id for t in targets], token, target.log)
     private = plan.recipe.recipe.publish.private
     for t in targets:
         target.retry.call(lambda t=t: api.create_repo(t.repo_id, private=private, exist_ok=True),  # type: ignore[misc]

@@ -25,8 +25,9 @@ from publisher.card.text import (
     py_str,
 )
 from publisher.errors import CardError, PublisherError
+from publisher.resources import resource_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES_DIR = resource_dir("templates")
 DEFAULT_TEMPLATE = "card/default.md.j2"
 
 

@@ -29,8 +29,9 @@ from publisher.catalog.graph import layout
 from publisher.catalog.markdown import render_card
 from publisher.catalog.schema import CATALOG_FILE, Catalog, CatalogEntry, LineageData
 from publisher.errors import CatalogError, PublisherError
+from publisher.resources import resource_dir
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "catalog"
+TEMPLATES_DIR = resource_dir("templates") / "catalog"
 INDEX = "index.html"
 CARD_SECTIONS_SHOWN = ("Lineage", "Key characteristics")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMBT]?)$")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from publisher.build import BuildOptions, build
-from publisher.commands.common import add_strict, add_threads, parse_size
+from publisher.commands.common import add_strict, add_threads, parse_size, silence_hub_progress
 from publisher.merge.engine import DEFAULT_MEMORY_BUDGET, DEFAULT_SHARD_BYTES
 
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_threads(p)
     p.add_argument("--max-shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES, help="default 5GB")
     p.add_argument("--memory-budget", type=parse_size, default=DEFAULT_MEMORY_BUDGET, help="bytes of tensors in flight (default 1.5GiB)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (CI logs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, huggingface_hub's downloads included (CI logs)")
     p.add_argument("--no-card", action="store_true", help="skip rendering README.md cards")
     add_strict(p)
     p.add_argument(
@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    if args.quiet:
+        silence_hub_progress()
     options = BuildOptions(
         warn=lambda msg: err.print(f"[yellow]warning:[/] {escape(msg)}"),
         threads=args.threads,

@@ -25,6 +25,13 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def silence_hub_progress() -> None:
+    """``--quiet`` also means huggingface_hub's download and upload bars."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+
+
 def add_strict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strict",

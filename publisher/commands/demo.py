@@ -14,7 +14,7 @@ from publisher.demo import RECIPES, DemoResult, run_demo
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run the offline demo end to end (local Hub, stand-ins, release, catalog)")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="where everything goes (default demo-out/)")
-    p.add_argument("--recipes", type=Path, default=RECIPES, help="recipes to release (default the repo's recipes/)")
+    p.add_argument("--recipes", type=Path, default=RECIPES, help="recipes to release (default: the recipes/ publisher ships)")
     p.add_argument("--serve", action="store_true", help="keep the local Hub running afterwards (Ctrl-C stops it)")
     p.add_argument("--progress", action="store_true", help="show merge progress bars")
     p.set_defaults(func=run)

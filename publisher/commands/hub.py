@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     root_arg(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="0: any free port")
+    serve.add_argument("--public-url", help="the URL clients reach the server at (upload links are built "
+                       "from it; default http://HOST:PORT)")
+    serve.add_argument("--max-connections", type=int, default=256,
+                       help="connections served at once, one thread each (default 256); more wait, then get 503")
     serve.set_defaults(func=run_serve)
 
     token = hub_sub.add_parser("token", help="manage access tokens")
@@ -41,6 +45,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     root_arg(users)
     users.set_defaults(func=run_token_list)
 
+    trust = hub_sub.add_parser("trust", help="let a CI job publish to REPO by trusted publishing (OIDC)",
+                               description="Configure a trusted publisher: an OIDC ID token from ISSUER, signed "
+                               "by the public key, whose claims equal every --claim, is exchanged at POST "
+                               "/oauth/token for a one-hour token that can write REPO only.")
+    root_arg(trust)
+    trust.add_argument("repo", help="namespace/name (prefix datasets/ or spaces/ for those)")
+    trust.add_argument("--issuer", required=True, help="e.g. https://token.actions.githubusercontent.com")
+    trust.add_argument("--public-key", type=Path, help="PEM file of the issuer's RS256 public key")
+    trust.add_argument("--audience", default="https://huggingface.co", help="the aud the ID token must carry")
+    trust.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE",
+                       help="a claim the ID token must carry, exactly (repeatable), e.g. repository=acme/training")
+    trust.set_defaults(func=run_trust)
+
 
 def _root(args: argparse.Namespace) -> Path:
     if args.root is None:
@@ -49,18 +66,23 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from publisher.hub.server import LocalHub, RootLocked
+    from publisher.hub.server import LocalHub, RootLocked, Settings
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.public_url is not None and not args.public_url.startswith(("http://", "https://")):
+        raise HubCommandError(f"--public-url {args.public_url!r} is not an http(s) URL", fix="e.g. --public-url https://hub.example.org")
+    if args.max_connections < 1:
+        raise HubCommandError("--max-connections must be at least 1")
+    settings = Settings(public_url=args.public_url, max_connections=args.max_connections)
     try:
-        hub = LocalHub(_root(args), args.host, args.port)
+        hub = LocalHub(_root(args), args.host, args.port, settings=settings)
         hub.start()
     except RootLocked as e:
         raise OutputError(str(e), fix="stop the other server or use another --root") from e
     except OSError as e:
         raise OutputError(f"cannot listen on {args.host}:{args.port} ({e.strerror})", fix="choose another --port") from e
-    console.print(f"local Hub serving {hub.root} at [bold]{hub.url}[/] (Ctrl-C to stop)")
-    console.print(f"  export HF_ENDPOINT={hub.url}")
+    console.print(f"local Hub serving {hub.root} at [bold]{hub.public_url}[/] (Ctrl-C to stop)")
+    console.print(f"  export HF_ENDPOINT={hub.public_url}")
     try:
         hub.serve_forever()
     except KeyboardInterrupt:
@@ -86,4 +108,39 @@ def run_token_list(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     for user, orgs in sorted(TokenStore(_root(args)).users().items()):
         console.print(f"{user}" + (f"  orgs: {', '.join(orgs)}" if orgs else ""))
+    return 0
+
+
+def run_trust(args: argparse.Namespace) -> int:
+    from publisher.hub.server.trusted import OAuthError, TrustConfig, parse_resource
+
+    root = _root(args)
+    try:
+        key = parse_resource(args.repo)
+    except OAuthError as e:
+        raise HubCommandError(e.message, where=args.repo) from e
+    claims: dict[str, str] = {}
+    for item in args.claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise HubCommandError(f"--claim {item!r} is not NAME=VALUE", fix="e.g. --claim repository=acme/training")
+        claims[name] = value
+    if not claims:
+        raise HubCommandError("no --claim: any token of the issuer could publish", fix="add e.g. --claim repository=OWNER/REPO")
+    pem = None
+    if args.public_key is not None:
+        try:
+            pem = args.public_key.read_text()
+        except OSError as e:
+            raise HubCommandError(f"cannot read {args.public_key} ({e.strerror})") from e
+        if "BEGIN PUBLIC KEY" not in pem:
+            raise HubCommandError("not a PEM public key", where=str(args.public_key))
+    config = TrustConfig.load(root)
+    try:
+        config.trust(key, args.issuer, claims, public_key=pem, audience=args.audience)
+    except ValueError as e:
+        raise HubCommandError(str(e), fix="pass --public-key FILE") from e
+    root.mkdir(parents=True, exist_ok=True)
+    config.save(root)
+    print(f"trusted publisher for {key.repo_id}: {args.issuer} with {', '.join(f'{k}={v}' for k, v in claims.items())}")
     return 0

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from publisher.commands.common import silence_hub_progress
 from publisher.hub.publish import PublishReport, RepoResult, human_size, publish
 
 
@@ -23,11 +24,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("build_dir", type=Path, metavar="BUILD_DIR")
     p.add_argument("--dry-run", action="store_true", help="show what would change; touch nothing")
     p.add_argument("--endpoint", help="Hub URL (default: $HF_ENDPOINT or https://huggingface.co)")
+    p.add_argument("--quiet", action="store_true", help="no upload progress bars (CI logs)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
+    if args.quiet:
+        silence_hub_progress()
     report = publish(
         args.build_dir,
         dry_run=args.dry_run,

@@ -14,7 +14,8 @@ class InvalidName(ValueError):
     """A repo id, path or ref name that the Hub would refuse."""
 
 
-_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
+# Full matches only (``fullmatch``): ``$`` would accept a trailing newline.
+_PART = re.compile(r"\A[A-Za-z0-9_.-]{1,96}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # ``~ ^ : ? * [ \`` and space are not allowed in git ref names.
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -23,7 +24,7 @@ RESERVED_NAMESPACES = frozenset({"api", "datasets", "spaces", "kernels", "models
 
 
 def check_repo_part(part: str, what: str = "name") -> str:
-    if not _PART.match(part) or part[0] in ".-" or part[-1] in ".-":
+    if not isinstance(part, str) or not _PART.fullmatch(part) or part[0] in ".-" or part[-1] in ".-":
         raise InvalidName(
             f"invalid repo {what} {part!r}: use 1-96 of A-Z a-z 0-9 _ . - , not starting or ending with . or -"
         )
@@ -64,7 +65,7 @@ def check_path_in_repo(path: str) -> str:
         raise InvalidName(f"path too long ({len(path)} characters)")
     if _CONTROL.search(path):
         raise InvalidName(f"path {path!r} contains control characters")
-    if path.startswith("/") or "\\" in path or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or "\\" in path or re.match(r"[A-Za-z]:", path):
         raise InvalidName(f"path {path!r} must be relative and use '/'")
     for segment in path.split("/"):
         if segment in ("", ".", ".."):

@@ -32,6 +32,7 @@ from publisher.errors import (
     PublisherError,
     PublishError,
 )
+from publisher.hub import oidc
 from publisher.hub.cardcheck import check_card
 from publisher.hub.ids import InvalidName, check_ref_name
 from publisher.hub.local_build import (
@@ -57,6 +58,7 @@ from publisher.hub.publish_plan import (
     diff,
     human_size,
 )
+from publisher.hub.reach import Unreachable
 from publisher.hub.remote import (
     Retry,
     client_settings,
@@ -320,14 +322,21 @@ def publish(
 
     endpoint = resolve_endpoint(endpoint)
     token = resolve_token(token)
-    if not token and not dry_run:
+    log = log or (lambda _msg: None)
+    # trusted publishing (GitHub OIDC) first, HF_TOKEN as the fallback: see hub/oidc.py
+    api, trusted = oidc.scoped_api(make_api(endpoint, token), endpoint, [b.repo_id for b in builds], token, log)
+    if not token and not trusted and not dry_run:
         raise PublishError(
             f"no Hub token for {endpoint}", fix="set HF_TOKEN or run `hf auth login` (a write token)"
         )
-    api = make_api(endpoint, token)
-    publisher = Publisher(api, token, retry or Retry(), log or (lambda _msg: None), settings.commit_message)
-    with client_settings(endpoint):
-        return _run(publisher, build_dir, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    publisher = Publisher(api, token, retry or Retry(), log, settings.commit_message)
+    try:
+        with client_settings(endpoint):
+            return _run(publisher, build_dir, builds, manifest, version, tag, private, dry_run, endpoint, token)
+    except Unreachable as e:
+        if e.repo_id:
+            raise
+        raise Unreachable(e.base_url, e.reason, ", ".join(b.repo_id for b in builds)) from None
 
 
 def _check_offline(b: VariantBuild) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.errors import SourceError
 from publisher.hub.ranged import TooLarge, read_prefix, write_header_copy
+from publisher.hub.reach import Unreachable, unreachable_parent
 from publisher.hub.remote import (
     Retry,
     describe,
@@ -219,10 +220,13 @@ def hub_errors(repo_id: str, revision: str | None, where: str, endpoint: str, to
     except OfflineModeIsEnabled:
         raise SourceError(
             f"HF_HUB_OFFLINE is set: cannot read {repo_id} from {endpoint}",
-            where=where, fix="unset HF_HUB_OFFLINE, set HF_ENDPOINT to a local Hub, or use a local folder", exit_code=1,
+            where=where, fix="unset HF_HUB_OFFLINE, set HF_ENDPOINT to a local Hub (`publisher hub serve`), or use a local folder",
+            exit_code=1,
         ) from None
     except HfHubHTTPError as e:
         raise SourceError(f"cannot read {repo_id} from {endpoint}: {describe(e, token)}", where=where, exit_code=1) from None
+    except Unreachable as e:
+        raise unreachable_parent(e, repo_id, where) from None
     except SourceError:
         raise
     except Exception as e:

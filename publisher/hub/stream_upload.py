@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.errors import HubError, PublisherError
+from publisher.hub import oidc
 from publisher.hub.ranged import write_header_copy
 from publisher.hub.remote import Retry, describe, is_transient
 from publisher.merge.io import DoneShard
@@ -195,7 +196,8 @@ class HubShardSink:
 
             def batch(infos: list[UploadInfo] = infos, repo_id: str = repo_id) -> list[dict[str, Any]]:
                 actions, _errors, _ = post_lfs_batch_info(
-                    upload_infos=infos, token=self.token, repo_type="model", repo_id=repo_id,
+                    upload_infos=infos, token=oidc.token_for(self.api, repo_id, self.token), repo_type="model",
+                    repo_id=repo_id,
                     endpoint=self.api.endpoint,
                 )
                 return actions

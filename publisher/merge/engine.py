@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from publisher.allocator import bound_allocator
+from publisher.allocator import bound_allocator, release_freed
 from publisher.errors import MergeError, OutputError
 from publisher.lazy import torch
 from publisher.merge.io import DoneShard, LocalSink, LocalSource, ShardSink, TensorSource
@@ -310,7 +310,7 @@ class Engine:
 
     def run(self) -> dict[str, list[FileDigest]]:
         torch.set_num_threads(1)  # parallelism comes from the pool, one tensor per thread
-        bound_allocator()  # freed tensors go back to the OS: peak RSS follows the budget
+        bound_allocator()  # two arenas; freed tensors go back to the OS: peak RSS follows the budget
         self.work_dir.mkdir(parents=True, exist_ok=True)
         done = self._resume(self._load_progress())
         writers = [
@@ -359,6 +359,7 @@ class Engine:
                             w.write(name, tensor, on_shard_done)
                             self.stats.bytes_written += tensor.nbytes
                     del results
+                    release_freed()  # this tensor's memory leaves RSS before the next one is read
                     in_flight -= cost
                     self.stats.tensors += 1
                     read = self.plan.input_bytes(t)

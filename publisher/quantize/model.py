@@ -111,7 +111,7 @@ def quantize_model(
     tmp.mkdir(parents=True)
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # parallelism comes from our pool; OpenMP spinning hurts on busy boxes
-    bound_allocator()  # freed tensors go back to the OS (see publisher/allocator.py)
+    bound_allocator()  # two malloc arenas at most (see publisher/allocator.py)
     writer = VariantWriter(tmp, plan, max_shard_bytes, fsync=fsync)
     try:
         with TensorReader() as reader, ThreadPoolExecutor(workers, thread_name_prefix="fp8") as pool:
@@ -144,7 +144,7 @@ def quantize_model(
 
 
 def _check_output(out: Path, needed: int) -> None:
-    if out.exists():
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):  # an empty folder is fine
         raise OutputError(f"{out} already exists", where="--out", fix="choose a new folder or remove it")
     parent = out.parent
     while not parent.exists():

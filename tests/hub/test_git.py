@@ -148,3 +148,22 @@ def test_lfs_batch_download_offers_only_this_repos_objects(hub: Hub) -> None:
     assert httpx.get(href[:-3] + "abc").status_code == 403  # the signature covers the URL
     upload = httpx.put(href.replace("/lfs-download/", "/lfs-upload/"), content=b"x")
     assert upload.status_code == 403  # a download URL is no upload ticket
+
+
+def test_upload_pack_takes_gzip_requests_and_refuses_dumb_http(hub: Hub) -> None:
+    import gzip
+
+    import httpx2 as httpx
+
+    from publisher.hub.server.git_http import pkt_line
+
+    hub.api().create_repo("alice/raw")
+    sha = hub.api().model_info("alice/raw").sha
+    request = pkt_line(f"want {sha}\n") + b"0000" + pkt_line("done\n")
+    headers = {"Content-Type": "application/x-git-upload-pack-request", "Content-Encoding": "gzip"}
+    r = httpx.post(f"{hub.url}/alice/raw/git-upload-pack", content=gzip.compress(request), headers=headers)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-git-upload-pack-result"
+    assert r.content.startswith(b"0008NAK\n") and b"PACK" in r.content
+    headers["Content-Encoding"] = "br"
+    assert httpx.post(f"{hub.url}/alice/raw/git-upload-pack", content=request, headers=headers).status_code == 400
+    assert httpx.get(f"{hub.url}/alice/raw/info/refs").status_code == 403  # no dumb protocol

@@ -116,8 +116,13 @@ def test_unsupported_dtype(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_output_must_not_exist(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("mine")
     code, _, err = run(capsys, str(model), "--out", str(tmp_path / "o"))
     one_line_error(code, err, "already exists")
+    (tmp_path / "empty").mkdir()  # an empty folder is accepted, as by `publisher build`
+    code, _, err = run(capsys, str(model), "--out", str(tmp_path / "empty"))
+    assert code == 0, err
+    assert (tmp_path / "empty" / "config.json").is_file()
 
 
 def test_bad_arguments(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,8 +24,10 @@ from publisher.hub.server import (
     lfs_batch,
     pages,
     routes_files,
+    routes_manage,
     routes_repo,
     routes_upload,
+    trusted,
     xet,
 )
 from publisher.hub.server.atomic import write_atomic
@@ -49,6 +51,8 @@ log = logging.getLogger("publisher.hub.server")
 # Routes are tried in this order; the pages (``/{ns}/{name}``) come last.
 ROUTE_MODULES = (
     routes_repo,
+    routes_manage,
+    trusted,
     routes_upload,
     routes_files,
     xet,
@@ -67,6 +71,14 @@ class Settings:
     commits_page_size: int = 50
     multipart_threshold: int = 64 << 20  # LFS uploads above this go in parts
     chunk_size: int = 16 << 20
+    # The URL clients reach the server at: every URL the server hands out (LFS upload and
+    # verify links, repo and commit URLs, pagination) is built from it, never from the
+    # request's Host header. None: http://HOST:PORT of the listening socket.
+    public_url: str | None = None
+    # At most this many connections are served at once (one thread each); a connection
+    # over the bound waits up to ``connection_wait_s`` for a slot, then gets a 503.
+    max_connections: int = 256
+    connection_wait_s: float = 5.0
 
 
 class RootLocked(RuntimeError):
@@ -81,6 +93,7 @@ class HubApp:
         self.store = Store(self.root, self.faults)
         self.tokens = TokenStore(self.root)
         self.signer = TicketSigner(self._secret())
+        self.trusted = trusted.TrustedPublishing(self.root, self._secret())
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
         self.sent: Counter[str] = Counter()  # request path → response body bytes sent (tests count downloads)
@@ -112,7 +125,7 @@ class HubApp:
         req.context["identity"] = None if req.path.startswith(xet.CAS_PREFIX) else self.authenticate(req)
         match = self.router.match(req.method, req.segments)
         if match is None:
-            raise NotFound(f"no route for {req.method} {req.path}")
+            raise NotFound(f"no route for {req.method} {req.path}: the local Hub does not serve this (README: local Hub)")
         handler, params, pattern = match
         req.params = params
         with self._stats_lock:
@@ -132,16 +145,21 @@ class HubApp:
             return None
         if not token.strip():
             return None
+        if token.strip().startswith(trusted.TOKEN_PREFIX):
+            identity = self.trusted.identity(token.strip())
+            if identity is None:
+                raise Unauthorized("Invalid or expired trusted-publishing token: exchange a new ID token")
+            return identity
         identity = self.tokens.lookup(token.strip())
         if identity is None:
             raise Unauthorized("Invalid credentials in Authorization header")
         return identity
 
     def base_url(self, req: Request) -> str:
-        host = req.headers.get("Host") or f"{self.default_host}"
-        return f"http://{host}"
+        """The configured public URL (``Settings.public_url``); the Host header is not trusted."""
+        return self.public_url
 
-    default_host = "127.0.0.1"
+    public_url = "http://127.0.0.1"
 
     # ------------------------------------------------------------- access rules
     @staticmethod
@@ -157,22 +175,30 @@ class HubApp:
             raise BadRequest(str(e)) from e
         return RepoKey(repo_type, namespace, name)
 
+    @staticmethod
+    def can_read(who: Identity | None, repo: Repo) -> bool:
+        return not repo.meta.private or (who is not None and who.can_read(repo.key))
+
     def read_repo(self, req: Request, key: RepoKey) -> Repo:
         who = self.identity(req)
         repo = self.store.get(key)
-        if repo is None or (repo.meta.private and not (who and who.owns(key.namespace))):
+        if repo is None or not self.can_read(who, repo):
             raise RepoNotFound(key.repo_id, anonymous=who is None)
         return repo
 
     def write_repo(self, req: Request, key: RepoKey) -> tuple[Repo, Identity]:
         repo = self.read_repo(req, key)
-        return repo, self.check_write(self.identity(req), key.namespace)
+        return repo, self.check_write(self.identity(req), key.namespace, repo=key)
 
     @staticmethod
-    def check_write(who: Identity | None, namespace: str) -> Identity:
+    def check_write(who: Identity | None, namespace: str, *, repo: RepoKey | None = None) -> Identity:
+        """``who`` may write to ``namespace`` (creating repos there), or only to ``repo`` when
+        the token is scoped to one repo (trusted publishing)."""
         if who is None:
             raise Unauthorized("You must be authenticated to do this (send a write token)")
-        if not who.owns(namespace):
+        if not (who.owns(namespace) or (repo is not None and who.can_read(repo))):
+            if who.repo is not None:
+                raise Forbidden(f"This token is scoped to the repo {who.repo.repo_id}; it cannot write elsewhere")
             raise Forbidden(f'You don\'t have the rights to write to the namespace "{namespace}"')
         if who.scope != "write":
             raise Forbidden("This token has read scope; writing needs a token with write scope")
@@ -207,9 +233,15 @@ class LocalHub:
 
     @property
     def url(self) -> str:
+        """Where this process reaches the server (the socket it listens on)."""
         if self._server is None:
             raise RuntimeError("LocalHub is not running")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """The URL the server hands out to clients (``Settings.public_url`` or ``url``)."""
+        return self.app.public_url
 
     def create_token(self, user: str, scope: Scope = "write", *, orgs: tuple[str, ...] = ()) -> str:
         return self.app.tokens.create(user, scope, orgs=orgs)
@@ -218,9 +250,12 @@ class LocalHub:
         self._lock_file = lock_root(self.root)
         self.app.store.recover()
         self.app.store.lfs.gc()  # objects of deleted repos
-        self._server = HubHTTPServer((self.host, self.port), self.app)
+        s = self.app.settings
+        self._server = HubHTTPServer(
+            (self.host, self.port), self.app, max_connections=s.max_connections, wait_s=s.connection_wait_s
+        )
         self.port = self._server.server_address[1]
-        self.app.default_host = f"{self.host}:{self.port}"
+        self.app.public_url = (s.public_url or f"http://{self.host}:{self.port}").rstrip("/")
         server = self._server
         # a short poll interval makes stop() quick (tests start and stop many servers)
         self._thread = threading.Thread(

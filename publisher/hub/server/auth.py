@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from publisher.hub.ids import check_repo_part
+from publisher.hub.server.accounts import check_new_names
 from publisher.hub.server.atomic import write_atomic
+from publisher.hub.server.objects import RepoKey
 from publisher.hub.server.rootdir import make_root
 
 Scope = Literal["read", "write"]
@@ -35,13 +36,19 @@ class Identity:
     scope: Scope
     orgs: tuple[str, ...]
     token_name: str
+    repo: RepoKey | None = None  # a token scoped to one repo (trusted publishing) owns no namespace
 
     @property
     def namespaces(self) -> frozenset[str]:
-        return frozenset((self.user, *self.orgs))
+        return frozenset() if self.repo is not None else frozenset((self.user, *self.orgs))
 
     def owns(self, namespace: str) -> bool:
-        return namespace.lower() in {n.lower() for n in self.namespaces}
+        """Exact: names are unique ignoring case (``accounts``), so ``BOB`` never owns ``bob``."""
+        return namespace in self.namespaces
+
+    def can_read(self, key: RepoKey) -> bool:
+        """Private repos: those of the namespaces owned, or the one repo of a scoped token."""
+        return key == self.repo if self.repo is not None else self.owns(key.namespace)
 
     def can_write(self, namespace: str) -> bool:
         return self.scope == "write" and self.owns(namespace)
@@ -94,9 +101,6 @@ class TokenStore:
 
     def create(self, user: str, scope: Scope = "write", *, orgs: tuple[str, ...] = (), name: str | None = None) -> str:
         """A new token for ``user`` (created if new); ``orgs`` are added to the user's orgs."""
-        check_repo_part(user, "user name")
-        for org in orgs:
-            check_repo_part(org, "organization name")
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
         token = "hf_" + "".join(secrets.choice(_ALPHABET) for _ in range(34))
@@ -104,6 +108,7 @@ class TokenStore:
             self._stamp = None
             self._load()
             data = self._data
+            check_new_names({u: v.get("orgs", []) for u, v in data["users"].items()}, user, orgs)
             entry = data["users"].setdefault(user, {"orgs": []})
             entry["orgs"] = sorted(set(entry["orgs"]) | set(orgs))
             data["tokens"].append(

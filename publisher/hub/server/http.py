@@ -1,7 +1,7 @@
 """The HTTP layer: stdlib ThreadingHTTPServer, raw-path routing, requests and responses.
 
 Why the stdlib: one thread per connection is plenty for a loopback Hub (the load benchmark
-runs 36 clients), large files go out with ``socket.sendfile`` (no copy through Python),
+runs 36 clients; the server serves at most ``max_connections`` at once, 256 by default), large files go out with ``socket.sendfile`` (no copy through Python),
 and there is nothing to install. Routing is on the raw path, split on ``/`` and then
 unquoted per segment, because the client sends revisions and tree paths ``%2F``-encoded.
 """
@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import socket
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -144,6 +145,8 @@ class Request:
         raw = self.body.read_all()
         try:
             return json.loads(raw or b"null")
+        except RecursionError as e:
+            raise BadRequest("request body is nested too deeply") from e
         except ValueError as e:
             raise BadRequest(f"request body is not JSON: {e}") from e
 
@@ -225,13 +228,51 @@ class Router:
 
 
 class HubHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` at once.
+
+    A connection over the bound waits in the accept loop up to ``wait_s`` for a slot (later
+    ones queue in the kernel's backlog), then is answered 503 with ``Retry-After`` and
+    closed, so a flood of connections cannot exhaust threads or memory.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], app: Any) -> None:
+    def __init__(self, address: tuple[str, int], app: Any, *, max_connections: int = 256, wait_s: float = 5.0) -> None:
         self.app = app
+        self.max_connections = max_connections
+        self.wait_s = wait_s
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, HubRequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(timeout=self.wait_s):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        message = f"server busy: all {self.max_connections} connections are in use; retry shortly"
+        body = json.dumps({"error": message}).encode()
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+            f"X-Error-Message: {message}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):
+            request.settimeout(1.0)
+            request.sendall(head.encode() + body)
+        self.shutdown_request(request)
 
 
 class HubRequestHandler(BaseHTTPRequestHandler):

@@ -24,7 +24,7 @@ from typing import Any
 
 from publisher.hub.server.errors import BadRequest
 
-OID_RE = re.compile(r"^[0-9a-f]{64}$")
+OID_RE = re.compile(r"\A[0-9a-f]{64}\Z")  # \Z, not $: no trailing newline
 
 
 class LfsStore:
@@ -35,7 +35,7 @@ class LfsStore:
 
     @staticmethod
     def _rel(oid: str) -> Path:
-        if not OID_RE.match(oid):
+        if not OID_RE.fullmatch(oid):
             raise BadRequest(f"invalid LFS oid {oid!r}: expected 64 lowercase hex characters")
         return Path("objects", oid[:2], oid[2:4], oid)
 

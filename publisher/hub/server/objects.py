@@ -11,15 +11,16 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 REPO_TYPES = ("model", "dataset", "space")
 MAIN = "main"
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+SHA_RE = re.compile(r"\A[0-9a-f]{40}\Z")  # \Z, not $: no trailing newline
+SHORT_SHA_RE = re.compile(r"\A[0-9a-f]{7,40}\Z")
 LFS_POINTER_RE = re.compile(
-    rb"^version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n$"
+    rb"version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n"
 )
 DEFAULT_GITATTRIBUTES = "".join(
     f"{p} filter=lfs diff=lfs merge=lfs -text\n"
@@ -136,11 +137,30 @@ class DeleteFolder:
 Operation = AddFile | AddLfs | DeleteFile | DeleteFolder
 
 
+Gated = Literal["auto", "manual", False]
+
+
 @dataclass
 class RepoMeta:
+    """``hub-meta.json``: what the Hub keeps about a repo outside git."""
+
     private: bool
     created_at: float
     created_by: str
+    gated: Gated = False
 
     def to_json(self) -> str:
-        return json.dumps({"private": self.private, "created_at": self.created_at, "created_by": self.created_by})
+        return json.dumps(
+            {"private": self.private, "created_at": self.created_at, "created_by": self.created_by, "gated": self.gated}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RepoMeta:
+        data = json.loads(text)
+        gated = data.get("gated", False)
+        return cls(
+            bool(data["private"]),
+            float(data["created_at"]),
+            str(data["created_by"]),
+            gated if gated in ("auto", "manual") else False,
+        )

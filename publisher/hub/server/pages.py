@@ -65,7 +65,7 @@ def register(app: HubApp, router: Router) -> None:
         repos: list[dict[str, Any]] = []
         for key in app.store.list_keys():
             repo = app.store.get(key)
-            if repo is None or (repo.meta.private and not (who and who.owns(key.namespace))):
+            if repo is None or not app.can_read(who, repo):
                 continue
             head = repo.branch_head("main")
             snap = repo.snapshot(head) if head else None

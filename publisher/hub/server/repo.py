@@ -7,7 +7,6 @@ file is replaced in one ``os.replace``. Trees and commit objects are built in ``
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -22,7 +21,7 @@ from git.objects.fun import tree_entries_from_data
 from gitdb import IStream
 
 from publisher.hub.ids import InvalidName, check_ref_name
-from publisher.hub.server import commits
+from publisher.hub.server import commits, discussions
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.errors import BadRequest, Conflict, PreconditionFailed, RevisionNotFound
 from publisher.hub.server.faults import Faults
@@ -35,12 +34,21 @@ from publisher.hub.server.objects import (
     SHORT_SHA_RE,
     CommitInfo,
     Entry,
+    Gated,
     LfsInfo,
     Operation,
     RepoKey,
     RepoMeta,
     Snapshot,
 )
+
+REF_KINDS = ("heads", "tags", "pr")  # refs/pr/N: pull requests, as on the Hub
+PR_REF = re.compile(r"refs/pr/[1-9][0-9]{0,8}")
+
+
+def branch_ref(name: str) -> str:
+    """A branch name, or a pull request's full ref ``refs/pr/N``, as a full ref."""
+    return name if PR_REF.fullmatch(name) else f"refs/heads/{name}"
 
 
 class _Lru(OrderedDict[str, Any]):
@@ -123,12 +131,18 @@ class Repo:
 
     # ---------------------------------------------------------------- metadata
     def _read_meta(self) -> RepoMeta:
-        data = json.loads((self.path / "hub-meta.json").read_text())
-        return RepoMeta(bool(data["private"]), float(data["created_at"]), str(data["created_by"]))
+        return RepoMeta.from_json((self.path / "hub-meta.json").read_text())
 
     def set_private(self, private: bool) -> None:
+        self.update_settings(private=private)
+
+    def update_settings(self, *, private: bool | None = None, gated: Gated | None = None) -> None:
+        """Change visibility and/or gating (None: unchanged), stored atomically."""
         with self.lock:
-            self.meta.private = private
+            if private is not None:
+                self.meta.private = private
+            if gated is not None:
+                self.meta.gated = gated
             write_atomic(self.path / "hub-meta.json", self.meta.to_json().encode())
 
     # ---------------------------------------------------------------- objects
@@ -191,7 +205,7 @@ class Repo:
             size = odb.info(binsha).size
             lfs = None
             if size < 200:
-                m = LFS_POINTER_RE.match(odb.stream(binsha).read())
+                m = LFS_POINTER_RE.fullmatch(odb.stream(binsha).read())
                 if m:
                     lfs = LfsInfo(m.group(1).decode(), int(m.group(2)), size)
             files[path] = Entry(path, hexsha, lfs.size if lfs else size, lfs)
@@ -206,7 +220,7 @@ class Repo:
     def _load_refs(self) -> dict[str, str]:
         refs: dict[str, str] = {}
         base = self.path / "refs"
-        for kind in ("heads", "tags"):
+        for kind in REF_KINDS:
             root = base / kind
             if not root.is_dir():
                 continue
@@ -215,7 +229,7 @@ class Repo:
                     continue
                 name = f"refs/{kind}/{f.relative_to(root).as_posix()}"
                 target = f.read_text().strip()
-                if not SHA_RE.match(target):
+                if not SHA_RE.fullmatch(target):
                     continue
                 refs[name] = self._peel(name, target)
         return refs
@@ -245,7 +259,7 @@ class Repo:
         if target is None:
             path.unlink(missing_ok=True)
             parent = path.parent
-            while parent != self.path / "refs" and parent.name not in ("heads", "tags"):
+            while parent != self.path / "refs" and parent.name not in REF_KINDS:
                 try:
                     parent.rmdir()
                 except OSError:
@@ -264,8 +278,16 @@ class Repo:
             if existing.startswith(f"{full}/") or full.startswith(f"{existing}/"):
                 raise Conflict(f"Reference {full} conflicts with existing {existing}")
 
+    def modified_ns(self, branch: str = MAIN) -> int:
+        """When ``branch`` last moved (its ref file's mtime), for sorting by last modification."""
+        try:
+            return (self.path / branch_ref(branch)).stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
     def branch_head(self, branch: str) -> str | None:
-        return self.refs().get(f"refs/heads/{branch}")
+        """The commit a branch (or a pull request's ``refs/pr/N``) points at."""
+        return self.refs().get(branch_ref(branch))
 
     def reachable(self) -> set[str]:
         with self.lock:
@@ -288,7 +310,7 @@ class Repo:
             if full in refs:
                 return refs[full]
         rev = revision.lower()
-        if SHORT_SHA_RE.match(rev):
+        if SHORT_SHA_RE.fullmatch(rev):
             reachable = self.reachable()
             if len(rev) == 40:
                 if rev in reachable:
@@ -320,23 +342,70 @@ class Repo:
     ) -> str:
         """Apply ``operations`` on top of ``branch`` as one commit; 412 if ``parent`` is stale."""
         with self.lock:
-            head = self.branch_head(branch)
-            if head is None:
-                raise RevisionNotFound(branch)
-            if parent and not head.startswith(parent.lower()):
-                raise PreconditionFailed("A commit has happened since. Please refresh and try again.")
-            files = dict(self.snapshot(head).files)
-            for op in operations:
-                commits.apply(self, op, files, head)
-            dirs: dict[str, str] = {}
-            tree = commits.write_tree(self, {p: e.blob_id for p, e in files.items()}, dirs)
-            message = summary if not description else f"{summary}\n\n{description}"
-            commit_id = commits.write_commit(self, tree, [head], message, author)
-            # the new snapshot is known already: cache it rather than re-reading every blob
-            self._snapshots.put(commit_id, Snapshot(self.commit_info(commit_id), files, dirs))
+            head = self._head_for_commit(branch, parent)
+            commit_id = self._build_commit(head, operations, summary, description, author)
             self.faults.point("commit.before-ref", repo=self.key.repo_id)
-            self._write_ref(f"refs/heads/{branch}", commit_id)
+            self._write_ref(branch_ref(branch), commit_id)
             self.faults.point("commit.after-ref", repo=self.key.repo_id)
+            return commit_id
+
+    def open_pull_request(
+        self,
+        base: str,
+        operations: Iterable[Operation],
+        *,
+        title: str,
+        description: str,
+        parent: str | None,
+        author: str,
+    ) -> tuple[str, int]:
+        """A new ``refs/pr/N`` off ``base``: with the operations as its commit, or at base's head
+        when there are none. Returns the ref's commit and N."""
+        ops = list(operations)
+        with self.lock:
+            head = self._head_for_commit(base, parent)
+            commit_id = self._build_commit(head, ops, title, description, author) if ops else head
+            records = discussions.load(self.path)
+            taken = [p.num for p in records] + [int(r.rsplit("/", 1)[1]) for r in self.refs() if PR_REF.fullmatch(r)]
+            num = max(taken, default=0) + 1
+            self._write_ref(f"refs/pr/{num}", commit_id)
+            now = datetime.now(UTC).timestamp()
+            records.append(discussions.PullRequest(num, title, description, author, base, now))
+            discussions.save(self.path, records)
+            return commit_id, num
+
+    def pull_requests(self) -> list[discussions.PullRequest]:
+        with self.lock:
+            return discussions.load(self.path)
+
+    def _head_for_commit(self, branch: str, parent: str | None) -> str:
+        head = self.branch_head(branch)
+        if head is None:
+            raise RevisionNotFound(branch)
+        if parent and not head.startswith(parent.lower()):
+            raise PreconditionFailed("A commit has happened since. Please refresh and try again.")
+        return head
+
+    def _build_commit(self, head: str, operations: Iterable[Operation], summary: str, description: str,
+                      author: str) -> str:
+        """Write the objects of a commit on top of ``head`` (no ref moves). Caller holds the lock."""
+        files = dict(self.snapshot(head).files)
+        for op in operations:
+            commits.apply(self, op, files, head)
+        dirs: dict[str, str] = {}
+        tree = commits.write_tree(self, {p: e.blob_id for p, e in files.items()}, dirs)
+        message = summary if not description else f"{summary}\n\n{description}"
+        commit_id = commits.write_commit(self, tree, [head], message, author)
+        # the new snapshot is known already: cache it rather than re-reading every blob
+        self._snapshots.put(commit_id, Snapshot(self.commit_info(commit_id), files, dirs))
+        return commit_id
+
+    def squash(self, branch: str, message: str, author: str) -> str:
+        """Replace ``branch``'s history by one root commit with its current files (super-squash)."""
+        with self.lock:
+            head = self._head_for_commit(branch, None)
+            commit_id = commits.write_commit(self, self.commit_info(head).tree, [], message, author)
+            self._write_ref(branch_ref(branch), commit_id)
             return commit_id
 
     def create_tag(self, tag: str, revision: str, message: str | None, author: str) -> str:

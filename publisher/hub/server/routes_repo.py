@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from publisher.hub.cardcheck import check_card
+from publisher.hub.server import listing, schemas
 from publisher.hub.server.errors import (
     BadRequest,
     Conflict,
@@ -13,8 +14,9 @@ from publisher.hub.server.errors import (
     RepoNotFound,
     Unauthorized,
 )
+from publisher.hub.server.history import last_commit_item, last_commits
 from publisher.hub.server.http import Request, Response, Router
-from publisher.hub.server.storage import RepoKey, Snapshot
+from publisher.hub.server.storage import Repo, RepoKey, Snapshot
 from publisher.hub.server.views import commit_item, paginate, repo_info, tree_item
 
 if TYPE_CHECKING:
@@ -63,10 +65,8 @@ def register(app: HubApp, router: Router) -> None:
         return Response.json({"standardEnvVars": [], "harnesses": {}})
 
     def validate_yaml(req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-            return Response.json({"errors": [{"message": "body must be {content, repoType}"}], "warnings": []}, 400)
-        result = check_card(body["content"], str(body.get("repoType") or "model"))
+        body = schemas.parse(req, schemas.ValidateYaml)
+        result = check_card(body.content, body.repoType or "model")
         payload = {
             "errors": [{"message": m} for m in result.errors],
             "warnings": [{"message": m} for m in result.warnings],
@@ -74,27 +74,25 @@ def register(app: HubApp, router: Router) -> None:
         return Response.json(payload, 400 if result.errors else 200)
 
     # ---------------------------------------------------------------- repos
-    def _body_key(req: Request, body: dict[str, Any]) -> RepoKey:
-        rtype = body.get("type") or "model"
-        if rtype not in TYPES.values():
-            raise BadRequest(f"unsupported repo type {rtype!r}")
-        name = body.get("name")
+    def _body_key(req: Request, body: schemas.CreateRepo | schemas.DeleteRepo) -> RepoKey:
         who = app.identity(req)
-        ns = body.get("organization") or (who.user if who else None)
-        if not isinstance(name, str) or not isinstance(ns, str):
-            raise BadRequest("name (and organization, or a token) are required")
-        return app.key(rtype, ns, name)
+        ns = body.organization or (who.user if who else None)
+        if ns is None:
+            raise BadRequest("organization (or a token) is required")
+        return app.key(body.type or "model", ns, body.name)
 
     def create_repo(req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
+        body = schemas.parse(req, schemas.CreateRepo)
         who = app.identity(req)
         key = _body_key(req, body)
-        app.check_write(who, key.namespace)
+        if who is not None and who.repo == key and app.store.get(key) is not None:
+            pass  # a token scoped to this repo (trusted publishing) hears 409 below, so exist_ok works
+        else:
+            app.check_write(who, key.namespace)
         assert who is not None
-        visibility = body.get("visibility")
-        private = visibility == "private" if visibility is not None else bool(body.get("private", False))
+        if body.private is not None and body.visibility is not None:
+            raise BadRequest("pass private or visibility, not both")
+        private = body.visibility == "private" if body.visibility is not None else bool(body.private)
         url = repo_url(req, key)
         if app.store.get(key) is not None:
             return Response.json(
@@ -109,10 +107,7 @@ def register(app: HubApp, router: Router) -> None:
         return Response.json({"url": url, "name": key.repo_id, "id": key.repo_id})
 
     def delete_repo(req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        key = _body_key(req, body)
+        key = _body_key(req, schemas.parse(req, schemas.DeleteRepo))
         app.write_repo(req, key)
         app.store.delete(key)
         return Response.json({})
@@ -120,19 +115,20 @@ def register(app: HubApp, router: Router) -> None:
     def settings(req: Request) -> Response:
         key = key_of(req)
         repo, _ = app.write_repo(req, key)
-        body = req.json()
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        if "visibility" in body:
-            repo.set_private(body["visibility"] == "private")
-        elif "private" in body:
-            repo.set_private(bool(body["private"]))
-        return Response.json({})
+        body = schemas.parse(req, schemas.RepoSettings)
+        if body.private is not None and body.visibility is not None:
+            raise BadRequest("pass private or visibility, not both")
+        if body.private is None and body.visibility is None and body.gated is None:
+            raise BadRequest("no setting to change: send private, visibility or gated")
+        private = body.visibility == "private" if body.visibility is not None else body.private
+        repo.update_settings(private=private, gated=body.gated)
+        return Response.json({"private": repo.meta.private, "gated": repo.meta.gated})
 
     def list_repos(req: Request) -> Response:
         rtype = TYPES.get(req.params["rtype"])
         if rtype is None:
             raise RepoNotFound(req.params["rtype"])
+        listing.check_params(req)
         who = app.identity(req)
         author, search = req.arg("author"), (req.arg("search") or "").lower()
         items = []
@@ -142,19 +138,19 @@ def register(app: HubApp, router: Router) -> None:
             if search and search not in key.repo_id.lower():
                 continue
             repo = app.store.get(key)
-            if repo is None or (repo.meta.private and not (who and who.owns(key.namespace))):
+            if repo is None or not app.can_read(who, repo):
                 continue
             head = repo.branch_head("main")
             if head is None:
                 continue
             info = repo_info(repo, repo.snapshot(head), files_metadata=False, cache=info_cache)
+            if not listing.matches(info, req):
+                continue
             if not req.flag("full"):
                 info.pop("siblings", None)
-            items.append(info)
-        limit = req.arg("limit")
-        if limit and limit.isdigit():
-            items = items[: int(limit)]
-        page, headers = paginate(req, items, 1000, app.base_url(req))
+            items.append(listing.Listed(info, created=repo.meta.created_at, modified=repo.modified_ns()))
+        items_json = [item.info for item in listing.limited(listing.ordered(items, req), req)]
+        page, headers = paginate(req, items_json, 1000, app.base_url(req))
         return Response.json(page, headers=headers)
 
     # ---------------------------------------------------------------- reading
@@ -164,20 +160,31 @@ def register(app: HubApp, router: Router) -> None:
             info_cache.clear()  # derived data per commit: cheap to rebuild, never stale
         return Response.json(repo_info(repo, snap, files_metadata=req.flag("blobs"), cache=info_cache))
 
+    def expanded(repo: Repo, snap: Snapshot, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``expand=True``: each item's ``lastCommit`` (the newest commit that changed it)."""
+        found = last_commits(repo, snap.commit.id, [item["path"] for item in items])
+        for item in items:
+            if item["path"] in found:
+                item["lastCommit"] = last_commit_item(found[item["path"]])
+        return items
+
     def tree(req: Request) -> Response:
-        _repo, snap = snapshot_at(req, req.params["rev"])
+        repo, snap = snapshot_at(req, req.params["rev"])
         path = req.params.get("path", "").strip("/")
+        expand = req.flag("expand")
         if path and path not in snap.dirs:
             if path in snap.files:
                 items = [tree_item(snap.files[path])]
-                return Response.json(items)
+                return Response.json(expanded(repo, snap, items) if expand else items)
             raise EntryNotFound(path, snap.commit.id)
         listing = [tree_item(e) for e in snap.listing(path, req.flag("recursive"))]
-        page, headers = paginate(req, listing, app.settings.page_size, app.base_url(req))
-        return Response.json(page, headers=headers)
+        # the Hub pages expanded listings by 50: each page walks history for its items only
+        page_size = min(app.settings.page_size, 50) if expand else app.settings.page_size
+        page, headers = paginate(req, listing, page_size, app.base_url(req))
+        return Response.json(expanded(repo, snap, page) if expand else page, headers=headers)
 
     def paths_info(req: Request) -> Response:
-        _repo, snap = snapshot_at(req, req.params["rev"])
+        repo, snap = snapshot_at(req, req.params["rev"])
         form = parse_qs(req.body.read_all().decode("utf-8", "replace"))
         out = []
         for path in form.get("paths", []):
@@ -186,19 +193,19 @@ def register(app: HubApp, router: Router) -> None:
                 out.append(tree_item(snap.files[path]))
             elif path in snap.dirs:
                 out.append(tree_item((path, snap.dirs[path])))
-        return Response.json(out)
+        expand = (form.get("expand") or ["false"])[-1].lower() in ("1", "true")
+        return Response.json(expanded(repo, snap, out) if expand else out)
 
     def refs(req: Request) -> Response:
         repo = app.read_repo(req, key_of(req))
-        branches: list[dict[str, str]] = []
-        tags: list[dict[str, str]] = []
+        kinds: dict[str, list[dict[str, str]]] = {"heads": [], "tags": [], "pr": []}
         for full, target in sorted(repo.refs().items()):
             kind, _, name = full[len("refs/") :].partition("/")
-            item = {"name": name, "ref": full, "targetCommit": target}
-            (branches if kind == "heads" else tags).append(item)
-        out: dict[str, Any] = {"branches": branches, "converts": [], "tags": tags}
+            kinds[kind].append({"name": full if kind == "pr" else name, "ref": full, "targetCommit": target})
+        kinds["pr"].sort(key=lambda item: int(item["ref"].rsplit("/", 1)[1]))
+        out: dict[str, Any] = {"branches": kinds["heads"], "converts": [], "tags": kinds["tags"]}
         if req.flag("include_prs"):
-            out["pullRequests"] = []
+            out["pullRequests"] = kinds["pr"]
         return Response.json(out)
 
     def commits(req: Request) -> Response:
@@ -212,12 +219,9 @@ def register(app: HubApp, router: Router) -> None:
     # ---------------------------------------------------------------- refs
     def create_tag(req: Request) -> Response:
         repo, who = app.write_repo(req, key_of(req))
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("tag"), str):
-            raise BadRequest("body must be {tag, message?}")
-        message = body.get("message")
-        target = repo.create_tag(body["tag"], req.params["rev"], message if isinstance(message, str) else None, who.user)
-        return Response.json({"tag": body["tag"], "targetCommit": target})
+        body = schemas.parse(req, schemas.CreateTag)
+        target = repo.create_tag(body.tag, req.params["rev"], body.message, who.user)
+        return Response.json({"tag": body.tag, "targetCommit": target})
 
     def delete_tag(req: Request) -> Response:
         repo, _ = app.write_repo(req, key_of(req))
@@ -226,9 +230,8 @@ def register(app: HubApp, router: Router) -> None:
 
     def create_branch(req: Request) -> Response:
         repo, _ = app.write_repo(req, key_of(req))
-        body = req.json() or {}
-        start = body.get("startingPoint") if isinstance(body, dict) else None
-        target = repo.create_branch(req.params["branch"], start if isinstance(start, str) else None)
+        body = schemas.parse(req, schemas.CreateBranch, empty_ok=True)
+        target = repo.create_branch(req.params["branch"], body.startingPoint)
         return Response.json({"branch": req.params["branch"], "targetCommit": target})
 
     def delete_branch(req: Request) -> Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.hub.ids import InvalidName, check_path_in_repo
-from publisher.hub.server import lfs_batch
+from publisher.hub.server import lfs_batch, schemas
 from publisher.hub.server.atomic import write_atomic
 from publisher.hub.server.errors import BadRequest, NotFound, RepoNotFound, RevisionNotFound
 from publisher.hub.server.http import Request, Response, Router
@@ -83,32 +82,23 @@ def register(app: HubApp, router: Router) -> None:
     def preupload(req: Request) -> Response:
         repo, _ = app.write_repo(req, key_of(req))
         snap = repo.snapshot(repo.resolve(req.params["rev"]))
-        body = req.json()
-        files = body.get("files") if isinstance(body, dict) else None
-        if not isinstance(files, list):
-            raise BadRequest("body must be {files: [{path, sample, size}]}")
+        body = schemas.parse(req, schemas.Preupload)
         patterns = lfs_patterns(repo, snap)
+        ignored = gitignore_patterns(repo, snap, body.gitIgnore)
         out = []
-        for f in files:
-            if not isinstance(f, dict) or not isinstance(f.get("path"), str):
-                raise BadRequest("each file needs a path")
-            path = _checked_path(f["path"])
-            size = f.get("size")
+        for f in body.files:
+            path = _checked_path(f.path)
             try:
-                sample = base64.b64decode(f.get("sample") or "")
+                sample = base64.b64decode(f.sample, validate=True)
             except ValueError as e:
                 raise BadRequest(f"sample of {path} is not base64") from e
-            lfs = (
-                (isinstance(size, int) and size >= LFS_SIZE)
-                or b"\0" in sample
-                or any(matches_gitattributes(p, path) for p in patterns)
-            )
+            lfs = f.size >= LFS_SIZE or b"\0" in sample or any(matches_gitattributes(p, path) for p in patterns)
             remote = snap.files.get(path)
             out.append(
                 {
                     "path": path,
                     "uploadMode": "lfs" if lfs else "regular",
-                    "shouldIgnore": False,
+                    "shouldIgnore": is_ignored(ignored, path),
                     "oid": remote.etag if remote else None,
                 }
             )
@@ -117,19 +107,17 @@ def register(app: HubApp, router: Router) -> None:
     # ---------------------------------------------------------------- LFS batch
     def batch(req: Request) -> Response:
         key = key_of(req)
-        body = req.json()
-        if isinstance(body, dict) and body.get("operation") == "download":
-            return lfs_batch.download(app, req, key, body)  # git lfs pull
+        body = schemas.parse(req, schemas.LfsBatch)
+        if body.operation == "download":  # git lfs pull
+            return lfs_batch.download(app, req, key, body.model_dump(exclude_none=True))
         repo, _ = app.write_repo(req, key)
-        if not isinstance(body, dict) or body.get("operation") != "upload" or not isinstance(body.get("objects"), list):
-            raise BadRequest("only {operation: upload, objects: [...]} batches are supported")
         base = app.base_url(req)
         s = app.settings
         out: list[dict[str, Any]] = []
-        for obj in body["objects"]:
-            oid, size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
-            if not isinstance(oid, str) or not OID_RE.match(oid) or not isinstance(size, int) or size < 0:
-                out.append({"oid": str(oid), "size": 0, "error": {"code": 422, "message": "invalid oid or size"}})
+        for obj in body.objects:
+            oid, size = obj.oid, obj.size
+            if not OID_RE.fullmatch(oid):
+                out.append({"oid": oid, "size": size, "error": {"code": 422, "message": "invalid oid"}})
                 continue
             linked = repo.lfs.linked_size(repo.path, oid)
             if linked == size:
@@ -196,10 +184,9 @@ def register(app: HubApp, router: Router) -> None:
         claims, repo = _ticket(req)
         if not claims["p"]:
             raise BadRequest("this object is not uploaded in parts")
-        body = req.json()
-        listed = body.get("parts") if isinstance(body, dict) else None
-        if not isinstance(listed, list) or len(listed) != claims["p"]:
-            raise BadRequest(f"completion must list all {claims['p']} parts")
+        body = schemas.parse(req, schemas.MultipartComplete)
+        if body.oid != claims["o"] or sorted(p.partNumber for p in body.parts) != list(range(1, claims["p"] + 1)):
+            raise BadRequest(f"completion must name the object {claims['o']} and list all {claims['p']} parts")
         folder = _part_dir(claims)
         files = [folder / f"{n:05d}" for n in range(1, claims["p"] + 1)]
         missing = [str(i + 1) for i, f in enumerate(files) if not f.is_file()]
@@ -220,12 +207,12 @@ def register(app: HubApp, router: Router) -> None:
 
     def verify(req: Request) -> Response:
         repo = app.read_repo(req, key_of(req))
-        body = req.json()
-        oid = body.get("oid") if isinstance(body, dict) else None
-        if not isinstance(oid, str) or not OID_RE.match(oid):
-            raise BadRequest("verify needs {oid, size}")
+        body = schemas.parse(req, schemas.LfsVerify)
+        oid = body.oid
+        if not OID_RE.fullmatch(oid):
+            raise BadRequest(f"invalid oid {oid!r}: expected 64 lowercase hex characters")
         size = repo.lfs.linked_size(repo.path, oid)
-        if size is None or (isinstance(body.get("size"), int) and body["size"] != size):
+        if size is None or (body.size is not None and body.size != size):
             raise NotFound(f"object {oid} was not uploaded (or has another size)")
         return Response.json({"oid": oid, "size": size})
 
@@ -233,60 +220,28 @@ def register(app: HubApp, router: Router) -> None:
     def commit(req: Request) -> Response:
         key = key_of(req)
         repo, who = app.write_repo(req, key)
-        if req.flag("create_pr"):
-            raise BadRequest("pull requests are not supported by the local Hub")
         branch = req.params["rev"]
         if repo.branch_head(branch) is None:
             raise RevisionNotFound(branch)
-        header: dict[str, Any] | None = None
-        ops: list[Operation] = []
-        for line in req.body.iter_lines():
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                kind, value = item["key"], item["value"]
-            except (ValueError, KeyError, TypeError) as e:
-                raise BadRequest("commit body must be NDJSON lines of {key, value}") from e
-            if kind == "header":
-                header = value
-            elif kind == "file":
-                if value.get("encoding", "base64") != "base64":
-                    raise BadRequest("only base64 file content is supported")
-                try:
-                    content = base64.b64decode(value["content"], validate=True)
-                except (ValueError, KeyError) as e:
-                    raise BadRequest(f"file {value.get('path')!r}: content is not base64") from e
-                ops.append(AddFile(_checked_path(value.get("path")), content))
-            elif kind == "lfsFile":
-                oid = value.get("oid")
-                if not isinstance(oid, str) or not OID_RE.match(oid):
-                    raise BadRequest(f"lfsFile {value.get('path')!r}: invalid oid")
-                size = value.get("size")
-                ops.append(AddLfs(_checked_path(value.get("path")), oid, size if isinstance(size, int) else None))
-            elif kind == "deletedFile":
-                ops.append(DeleteFile(_checked_path(value.get("path"))))
-            elif kind == "deletedFolder":
-                path = value.get("path")
-                _checked_path(path.rstrip("/") if isinstance(path, str) else path)
-                ops.append(DeleteFolder(path))
-            else:
-                raise BadRequest(f"unknown commit line {kind!r}")
-        if not header or not isinstance(header.get("summary"), str) or not header["summary"].strip():
-            raise BadRequest("commit header with a non-empty summary is required")
-        parent = header.get("parentCommit")
-        if parent is not None and (not isinstance(parent, str) or not re.fullmatch(r"[0-9a-fA-F]{5,40}", parent)):
-            raise BadRequest("parentCommit must be a commit id")
+        header, ops = read_commit_lines(req)
+        base = f"{app.base_url(req)}/{key.url_prefix}{key.repo_id}"
+        if req.flag("create_pr"):
+            oid, num = repo.open_pull_request(
+                branch, ops, title=header.summary, description=header.description or "",
+                parent=header.parentCommit, author=who.user,
+            )
+            return Response.json({"success": True, "commitOid": oid, "commitUrl": f"{base}/commit/{oid}",
+                                  "pullRequestUrl": f"{base}/discussions/{num}"})
         oid = repo.commit(
             branch,
             ops,
-            summary=header["summary"],
-            description=str(header.get("description") or ""),
-            parent=parent,
+            summary=header.summary,
+            description=header.description or "",
+            parent=header.parentCommit,
             author=who.user,
         )
-        url = f"{app.base_url(req)}/{key.url_prefix}{key.repo_id}/commit/{oid}"
-        return Response.json({"success": True, "commitOid": oid, "commitUrl": url, "pullRequestUrl": None})
+        return Response.json({"success": True, "commitOid": oid, "commitUrl": f"{base}/commit/{oid}",
+                              "pullRequestUrl": None})
 
     api = "/api/{rtype}/{ns}/{name}"
     router.add("POST", f"{api}/preupload/{{rev}}", preupload)
@@ -297,6 +252,70 @@ def register(app: HubApp, router: Router) -> None:
     for prefix in ("", "/{rtype}"):
         router.add("POST", f"{prefix}/{{ns}}/{{name}}.git/info/lfs/objects/batch", batch)
         router.add("POST", f"{prefix}/{{ns}}/{{name}}.git/info/lfs/objects/verify", verify)
+
+
+def read_commit_lines(req: Request) -> tuple[schemas.CommitHeader, list[Operation]]:
+    """Every NDJSON line validated before anything is stored: a bad line commits nothing."""
+    header: schemas.CommitHeader | None = None
+    ops: list[Operation] = []
+    for number, raw in enumerate(req.body.iter_lines(), start=1):
+        if not raw.strip():
+            continue
+        line = schemas.commit_line(raw, number)
+        if isinstance(line, schemas.HeaderLine):
+            if header is not None:
+                raise BadRequest(f"commit line {number}: a second header")
+            header = line.value
+        elif isinstance(line, schemas.FileLine):
+            try:
+                content = base64.b64decode(line.value.content, validate=True)
+            except ValueError as e:
+                raise BadRequest(f"commit line {number}: file {line.value.path!r}: content is not base64") from e
+            ops.append(AddFile(_checked_path(line.value.path), content))
+        elif isinstance(line, schemas.LfsFileLine):
+            if not OID_RE.fullmatch(line.value.oid):
+                raise BadRequest(f"commit line {number}: lfsFile {line.value.path!r}: invalid oid")
+            ops.append(AddLfs(_checked_path(line.value.path), line.value.oid, line.value.size))
+        elif isinstance(line, schemas.DeletedFileLine):
+            ops.append(DeleteFile(_checked_path(line.value.path)))
+        else:
+            _checked_path(line.value.path.rstrip("/"))
+            ops.append(DeleteFolder(line.value.path))
+    if header is None or not header.summary.strip():
+        raise BadRequest("commit header with a non-empty summary is required")
+    parent = header.parentCommit
+    if parent is not None and not re.fullmatch(r"[0-9a-fA-F]{5,40}", parent):
+        raise BadRequest("parentCommit must be a commit id")
+    return header, ops
+
+
+def gitignore_patterns(repo: Repo, snap: Snapshot, uploaded: str | None) -> list[str]:
+    """The ``.gitignore`` being uploaded, else the repo's: patterns (no negations)."""
+    text = uploaded
+    if text is None:
+        entry = snap.files.get(".gitignore")
+        if entry is None or entry.lfs or entry.size > (1 << 20):
+            return []
+        text = repo.read_blob(entry.blob_id).decode("utf-8", "replace")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", "!"))]
+
+
+def is_ignored(patterns: list[str], path: str) -> bool:
+    """gitignore's common cases: ``*.log``, ``build/`` (a folder at any depth), ``/top.txt``."""
+    if path == ".gitignore":
+        return False
+    parts = path.split("/")
+    for pattern in patterns:
+        folder = pattern.endswith("/")
+        pat = pattern.strip("/")
+        anchored = pattern.startswith("/") or "/" in pat
+        candidates = ["/".join(parts[: i + 1]) for i in range(len(parts) - (1 if folder else 0))]
+        for cand in candidates:
+            if anchored and _glob_regex(pat).match(cand):
+                return True
+            if not anchored and fnmatchcase(cand.rsplit("/", 1)[-1], pat):
+                return True
+    return False
 
 
 def _checked_path(path: object) -> str:

@@ -125,6 +125,54 @@ class Store:
             self._repos[key] = repo
             return repo
 
+    def move(self, source: RepoKey, target: RepoKey) -> Repo:
+        """Rename a repo (another name or namespace): one directory rename, LFS links move with it."""
+        with self._lock:
+            final = self._path(target)
+            if final.exists() or (self._exists_case_insensitive(target) and source.repo_id.lower() != target.repo_id.lower()):
+                raise Conflict(f"{target.repo_id} already exists")
+            old = self._repos.pop(source, None)
+            if old is not None:
+                with old.lock:  # in-flight writes finish first
+                    old.close()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self._path(source), final)
+            repo = Repo(target, final, self.lfs, self.faults, self.pool)
+            self._repos[target] = repo
+            return repo
+
+    def duplicate(self, source: Repo, target: RepoKey, *, private: bool, author: str) -> Repo:
+        """A copy of ``source``'s branches and tags (not its pull requests) under ``target``.
+
+        Git objects and LFS objects are immutable, so they are hard-linked, not copied; refs and
+        metadata are copied. The copy is staged in ``tmp`` and renamed into place complete.
+        """
+        staging = self.tmp / f"duplicate-{uuid.uuid4().hex}"
+
+        def link_or_copy(src: str, dst: str) -> None:
+            rel = Path(src).relative_to(source.path).parts
+            if rel[0] in ("objects", "lfs"):
+                os.link(src, dst)
+            else:
+                shutil.copy2(src, dst)
+
+        with source.lock:
+            shutil.copytree(source.path, staging, copy_function=link_or_copy)
+        shutil.rmtree(staging / "refs" / "pr", ignore_errors=True)
+        (staging / "hub-discussions.json").unlink(missing_ok=True)
+        meta = RepoMeta(private, datetime.now(UTC).timestamp(), author)
+        write_atomic(staging / "hub-meta.json", meta.to_json().encode())
+        with self._lock:
+            final = self._path(target)
+            if final.exists() or self._exists_case_insensitive(target):
+                shutil.rmtree(staging, ignore_errors=True)
+                raise Conflict(f"{target.repo_id} already exists")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, final)
+            repo = Repo(target, final, self.lfs, self.faults, self.pool)
+            self._repos[target] = repo
+            return repo
+
     def _exists_case_insensitive(self, key: RepoKey) -> bool:
         """The Hub treats repo ids case-insensitively for uniqueness."""
         return any(k.repo_id.lower() == key.repo_id.lower() for k in self.list_keys(key.repo_type))

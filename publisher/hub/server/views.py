@@ -128,7 +128,7 @@ def repo_info(repo: Repo, snap: Snapshot, *, files_metadata: bool, cache: dict[s
         "lastModified": snap.commit.date,
         "createdAt": iso(repo.meta.created_at),
         "private": repo.meta.private,
-        "gated": False,
+        "gated": repo.meta.gated,
         "disabled": False,
         "downloads": 0,
         "likes": 0,

@@ -55,6 +55,7 @@ TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 MAX_XORB = 128 << 20  # hf_xet makes xorbs of at most 64 MiB
 MAX_SHARD = 256 << 20
 HASH_LEN = 64
+CAS_TOKEN_TTL_S = 3600
 
 
 class XorbStore:
@@ -127,7 +128,8 @@ class XorbStore:
 def register(app: HubApp, router: Router) -> None:
     store = XorbStore(app.root / "xet" / "xorbs", app.store.tmp)
     instance = app.signer.derive("xet-cas-instance")[:16]
-    signer = TicketSigner(app.signer.derive("xet-cas-token").encode())  # its tokens open nothing else
+    # CAS tokens open nothing else, and live an hour as the Hub's do (hf_xet asks again)
+    signer = TicketSigner(app.signer.derive("xet-cas-token").encode(), ttl_s=CAS_TOKEN_TTL_S)
 
     # ---------------------------------------------------------------- tokens (Hub API)
     def write_token(req: Request) -> Response:
