@@ -20,6 +20,8 @@ from pathlib import Path
 
 from publisher import __version__
 from publisher.chat_templates import resolve_template
+from publisher.check.results import CheckReport
+from publisher.check.run import CheckOptions
 from publisher.errors import OutputError
 from publisher.manifest import (
     BUILD_RECORD_FILE,
@@ -88,6 +90,9 @@ class BuildOptions:
     render_cards: bool = True
     warn: Callable[[str], None] | None = None  # where card warnings (unknown ancestry) go
     strict: bool = False  # recipe warnings (keys and parameters with no effect) are errors
+    checks: bool = True  # run publisher.check on the build before its cards (structural + measured)
+    check_options: CheckOptions | None = None  # command-line overrides of the recipe's checks:
+    log: Callable[[str], None] | None = None  # progress lines of the checks
 
 
 @dataclass
@@ -95,6 +100,7 @@ class BuildResult:
     out: Path
     manifest: Manifest
     skipped: bool  # the output already held this exact build
+    checks: CheckReport | None = None  # None when the checks were not run
     record: BuildRecord | None = None  # when, how long, which folders (build.json)
 
 
@@ -370,12 +376,20 @@ def _build(
     )
     (work / BUILD_RECORD_FILE).write_text(record.to_json())
     (work / MANIFEST_FILE).write_text(manifest.to_json())
+    report = _run_checks(work, loaded, options) if options.checks else None
     if options.render_cards:
         _render_cards(work, loaded.path.parent, options)
     (work / "progress.json").unlink(missing_ok=True)
     shutil.rmtree(work / PARENTS_DIR, ignore_errors=True)
     os.replace(work, out)
-    return BuildResult(out=out, manifest=manifest, skipped=False, record=record)
+    return BuildResult(out=out, manifest=manifest, skipped=False, record=record, checks=report)
+
+
+def _run_checks(work: Path, loaded: LoadedRecipe, options: BuildOptions) -> CheckReport:
+    """Check stage: between the build directory and the card (the card states what it measured)."""
+    from publisher.check.run import check_build
+
+    return check_build(work, settings=loaded.recipe.checks, options=options.check_options, log=options.log)
 
 
 def variant_manifest(build: Manifest, variant: Variant, merged_revision: str | None = None) -> Manifest:

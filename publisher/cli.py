@@ -20,7 +20,7 @@ from publisher import __version__
 from publisher.errors import PublisherError
 from publisher.hub.reach import install as fail_fast_when_unreachable
 
-COMMANDS = ("plan", "build", "quantize", "card", "publish", "release", "catalog", "hub", "demo")
+COMMANDS = ("plan", "build", "quantize", "check", "card", "publish", "release", "catalog", "hub", "demo")
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -35,6 +35,7 @@ from publisher.card.schema import CardSection
 from publisher.card.schema import Comparison as Comparison
 from publisher.card.schema import EvalSource as EvalSource
 from publisher.card.schema import Evaluation as Evaluation
+from publisher.check.settings import ChecksSection
 from publisher.errors import RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
 from publisher.references import (
@@ -54,7 +55,7 @@ __all__ = ["REPO_ID_RE", "REVISION_RE", "did_you_mean", "load_recipe", "model_re
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 )
-OUR_SECTIONS = ("name", "version", "seed", "compute_dtype", "card", "quantize", "publish", "merge")
+OUR_SECTIONS = ("name", "version", "seed", "compute_dtype", "card", "quantize", "publish", "checks", "merge")
 
 Scalar = bool | int | float | str
 
@@ -199,6 +200,7 @@ class Recipe(_Strict):
     quantize: list[QuantizeSpec] = Field(default_factory=list)
     card: CardSection = Field(default_factory=CardSection)
     publish: PublishSection = Field(default_factory=PublishSection)
+    checks: ChecksSection = Field(default_factory=ChecksSection)  # the release gate (publisher.check)
 
     @field_validator("name")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from publisher.check.settings import ChecksSection
 from publisher.errors import RecipeError
 from publisher.recipe import (
     CardSection,
@@ -43,7 +44,7 @@ ALL_FIELD_NAMES = sorted(
     {
         name
         for model in (Recipe, MergeConfig, InputModel, InputSlice, OutputSlice, ConditionalParameter,
-                      QuantizeSpec, CardSection, PublishSection, Evaluation, Comparison)
+                      QuantizeSpec, CardSection, PublishSection, ChecksSection, Evaluation, Comparison)
         for name in model.model_fields
     }
 )

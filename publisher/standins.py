@@ -140,6 +140,7 @@ def generate_model(
     max_shard_bytes: int = 5_000_000_000,
     card: str | None = None,
     tokenizer: bool = True,
+    tokenizer_kind: str = "words",
 ) -> Path:
     """Write a loadable Mistral model folder to ``out``, streaming band by band."""
     out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +165,7 @@ def generate_model(
         json.dumps({"bos_token_id": 1, "eos_token_id": 2, "_from_model_config": True}, indent=2) + "\n"
     )
     if tokenizer:
-        write_tokenizer(out, shape.vocab)
+        write_tokenizer(out, shape.vocab, kind=tokenizer_kind)
     if card is not None:
         (out / "README.md").write_text(card)
     return out
@@ -177,11 +178,20 @@ CHAT_TEMPLATE = (
 )
 
 
-def write_tokenizer(out: Path, vocab: int) -> None:
-    """A word-level tokenizer (``<unk> <s> </s> w3 … w{vocab-1}``) that transformers loads offline."""
+CHARS = "\n" + "".join(chr(c) for c in range(32, 127))  # newline and printable ASCII
+
+
+def write_tokenizer(out: Path, vocab: int, kind: str = "words") -> None:
+    """A word-level tokenizer (``<unk> <s> </s> w3 … w{vocab-1}``) that transformers loads offline.
+
+    ``kind="chars"``: one token per character (newline and printable ASCII, then ``w…`` fillers),
+    so English text such as the measured pass's evaluation text is mostly known tokens.
+    """
     specials = ["<unk>", "<s>", "</s>"]
     words = {tok: i for i, tok in enumerate(specials)}
-    words.update({f"w{i}": i for i in range(len(specials), vocab)})
+    if kind == "chars":
+        words.update({c: len(specials) + i for i, c in enumerate(CHARS[: vocab - len(specials)])})
+    words.update({f"w{i}": i for i in range(len(words), vocab)})
     tokenizer = {
         "version": "1.0",
         "truncation": None,
@@ -199,7 +209,7 @@ def write_tokenizer(out: Path, vocab: int) -> None:
             for i, tok in enumerate(specials)
         ],
         "normalizer": None,
-        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "pre_tokenizer": _CHAR_SPLIT if kind == "chars" else {"type": "WhitespaceSplit"},
         "post_processor": None,
         "decoder": None,
         "model": {"type": "WordLevel", "vocab": words, "unk_token": "<unk>"},
@@ -218,6 +228,8 @@ def write_tokenizer(out: Path, vocab: int) -> None:
         json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, indent=2) + "\n"
     )
 
+
+_CHAR_SPLIT = {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated", "invert": False}
 
 FAMILY_BASE_SEED = 1000
 

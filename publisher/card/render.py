@@ -40,6 +40,7 @@ from publisher.card.templates import (
     template_environment,
 )
 from publisher.card.validate import validate_card_text
+from publisher.check.card import add_measured, measured_context
 from publisher.errors import CardError, LicenseError, PublisherError
 from publisher.manifest import QUANTIZE_ONLY, RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
@@ -369,10 +370,13 @@ def _render_variant(
     context_length = ctx.recipe.recipe.card.context_length
     facts = ctx.merged_facts if variant is merged else model_facts(folder, context_length=context_length)
     context = model_context(ctx, variant, facts, merged, link_base)
+    context["measured"] = measured_context(build_dir, variant.name)  # publisher.check's facts
     data = front_matter(ctx, variant, facts, merged, context["model"]["name"])
+    add_measured(data, build_dir, variant.name, context["model"]["name"])
     text = _card_text(data, render_template(env, tpl_name, context))
     # the same card at a fixed date: what the card says, whatever day it is rendered (identity.py)
     fixed = model_context(dataclasses.replace(ctx, published=FIXED_DATE), variant, facts, merged, link_base)
+    fixed["measured"] = context["measured"]
     text = stamp(text, identity_of(_card_text(data, render_template(env, tpl_name, fixed))))
     where = str(folder / README)
     parsed = validate_card_text(text, where)

@@ -29,6 +29,7 @@ from publisher.catalog.schema import (
     VariantLink,
     page_of,
 )
+from publisher.check.card import measured_from_card_data
 from publisher.manifest import RECIPE_FILE
 
 README = "README.md"
@@ -194,6 +195,7 @@ def make_entries(
                 "source": r.source,
                 "card": body,
                 "card_data": data,
+                "measured": measured_from_card_data(data),
             }
         )
 

@@ -79,6 +79,17 @@ class FactsData(_Model):
     total_bytes: int
 
 
+class MeasuredData(_Model):
+    """What ``publisher check`` measured, as the card's model-index states it (never declared results)."""
+
+    perplexity: float
+    top1_agreement: float | None = None  # FP8 variants: against the merged model
+    recovery: float | None = None
+    text: str  # "pydoc_data.topics (Python 3.11.7), first 512 tokens"
+    text_sha256: str | None
+    label: str  # "measured by publisher 0.1.0 check on 2026-12-01"
+
+
 class CatalogEntry(_Model):
     repo_id: str
     page: str  # relative to the site root
@@ -103,6 +114,7 @@ class CatalogEntry(_Model):
     source: str  # the repo's public URL, "a local Hub", or the build folder
     card: str  # the card's Markdown body (front matter removed)
     card_data: dict[str, Any]  # the card's front matter as parsed
+    measured: MeasuredData | None = None  # the release gate's measurement, from the card's model-index
 
 
 class Catalog(_Model):

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from publisher.build import BuildOptions, build
+from publisher.check.run import CheckOptions
+from publisher.commands.check import print_report
 from publisher.commands.common import add_strict, add_threads, parse_size, silence_hub_progress
 from publisher.merge.engine import DEFAULT_MEMORY_BUDGET, DEFAULT_SHARD_BYTES
 
@@ -29,6 +31,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(one commit and tag per repo); the folder keeps header-only stubs of the shards",
     )
     p.add_argument("--endpoint", help="with --publish: Hub endpoint (default $HF_ENDPOINT or huggingface.co)")
+    p.add_argument("--no-measure", action="store_true", help="structural checks only (no forward pass)")
+    p.add_argument("--with-parents", action="store_true", default=None, help="measure the parents too")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the measured pass runs")
     p.set_defaults(func=run)
 
 
@@ -45,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         render_cards=not args.no_card,
         strict=args.strict,
+        check_options=CheckOptions(
+            measure=False if args.no_measure else None, with_parents=args.with_parents, device=args.device
+        ),
+        log=None if args.quiet else lambda msg: console.print(f"[dim]{escape(msg)}[/]"),
     )
     if args.publish:
         return _build_and_publish(args, options, console)
@@ -60,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{v.name} ({v.dtype}, {len(v.files)} files)" for v in m.variants)
         + f", {size / 1e9:.2f} GB"
     )
+    if result.checks is not None:
+        return print_report(result.checks, result.out, console)
     return 0
 
 

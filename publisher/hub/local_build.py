@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from publisher.check.results import CHECKS_FILE
 from publisher.errors import CardError, PublishError, RecipeError
 from publisher.hub.ids import InvalidName, check_path_in_repo, split_repo_id
 from publisher.manifest import (
@@ -24,6 +25,13 @@ from publisher.manifest import (
 )
 
 CARD = "README.md"
+EVAL_RESULTS = ".eval_results/"  # the Hub's evaluation files, written beside the card by the card stage
+
+
+def is_card_file(path: str) -> bool:
+    """README.md, ``.eval_results/*.yaml`` and checks.json (the release gate's report): what
+    re-rendering a card or re-running the checks may change, never weights."""
+    return path in (CARD, CHECKS_FILE) or (path.startswith(EVAL_RESULTS) and path.endswith(".yaml"))
 
 
 @dataclass(frozen=True)
@@ -122,9 +130,15 @@ def read_build(build_dir: Path) -> tuple[Manifest, list[VariantBuild]]:
         if not card_path.is_file():
             raise CardError("no model card (README.md)", where=str(folder), fix="run `publisher card` on the build first")
         files[CARD] = _local_file(folder, CARD, card_path.stat().st_size, _sha256(card_path))
+        for ev in sorted((folder / EVAL_RESULTS).glob("*.yaml")):
+            rel = EVAL_RESULTS + ev.name
+            files[rel] = _local_file(folder, rel, ev.stat().st_size, _sha256(ev))
         own = folder / MANIFEST_FILE  # the merged model's is the build's; each variant has its own
         if own.is_file():
             files[MANIFEST_FILE] = _local_file(folder, MANIFEST_FILE, own.stat().st_size, _sha256(own))
+        checks = build_dir / CHECKS_FILE  # what the release gate checked and measured: with the merged model
+        if not v.folder and checks.is_file():
+            files[CHECKS_FILE] = _local_file(build_dir, CHECKS_FILE, checks.stat().st_size, _sha256(checks))
         variants.append(VariantBuild(v.name, v.repo_id, folder, files, card_path.read_text(encoding="utf-8")))
     return manifest, variants
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from publisher.check.results import require_passed
 from publisher.errors import (
     CardError,
     HubError,
@@ -40,6 +41,7 @@ from publisher.hub.local_build import (
     LocalFile,
     PublishSettings,
     VariantBuild,
+    is_card_file,
     publish_settings,
     read_build,
 )
@@ -163,8 +165,8 @@ class Publisher:
         tagged = tags[tag]
         tag_files = head_files if tagged == head else self._files_at(build.repo_id, tagged)
         vs_tag = diff(build.files, tag_files, self._text_at(build.repo_id, tagged))
-        if any(c.path != CARD for c in vs_tag):
-            shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if c.path != CARD)
+        if any(not is_card_file(c.path) for c in vs_tag):
+            shown = ", ".join(f"{c.path} ({c.kind})" for c in vs_tag if not is_card_file(c.path))
             return RepoPlan(
                 build, tag, private, True, "conflict", head, vs_tag,
                 note=f"{tag} already holds different files: {shown}",
@@ -172,8 +174,9 @@ class Publisher:
         vs_head = diff(build.files, head_files, self._text_at(build.repo_id, head))
         if not vs_head:
             return RepoPlan(build, tag, private, True, "up-to-date", head)
-        if all(c.path == CARD for c in vs_head) and not any(c.path != CARD for c in diff(
-            {p: f for p, f in build.files.items() if p != CARD}, {p: f for p, f in head_files.items() if p != CARD}
+        if all(is_card_file(c.path) for c in vs_head) and not any(not is_card_file(c.path) for c in diff(
+            {p: f for p, f in build.files.items() if not is_card_file(p)},
+            {p: f for p, f in head_files.items() if not is_card_file(p)},
         )):
             return RepoPlan(build, tag, private, True, "card-update", head, vs_head)
         return RepoPlan(
@@ -309,6 +312,7 @@ def publish(
     """Publish every variant of ``build_dir``; see the module docstring. Raises PublisherError."""
     build_dir = Path(build_dir)
     manifest, builds = read_build(build_dir)
+    require_passed(build_dir)  # the release gate: never publish a build whose checks failed
     version = str(manifest.recipe_version)
     tag = f"v{version}"
     try:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from publisher.check.results import CHECKS_FILE, same_checks
 from publisher.errors import PublishError
 from publisher.hub.local_build import CARD, LocalFile, VariantBuild
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 KEEP_REMOTE = frozenset({".gitattributes"})  # the repo's own, not part of a version
 State = Literal["publish", "publish-landed", "tag-only", "card-update", "up-to-date", "conflict"]
+# what describes a version rather than being it: may change under a tag (card re-renders, re-checks)
+METADATA = frozenset({CARD, CHECKS_FILE})
 RemoteText = Callable[[str], str | None]  # path in the repo -> its text at the compared commit
 
 
@@ -74,12 +77,19 @@ def diff(local: dict[str, LocalFile], remote: dict[str, RepoFile], remote_text: 
         rf = remote.get(path)
         if rf is None:
             changes.append(Change(path, "add", lf.size))
-        elif not _same(lf, rf) and not (path == CARD and remote_text is not None and _same_card(lf, remote_text)):
+        elif not _same(lf, rf) and not (path in METADATA and remote_text is not None and _same_metadata(lf, remote_text)):
             changes.append(Change(path, "change", lf.size))
     for path, rf in sorted(remote.items()):
         if path not in local and path not in KEEP_REMOTE:
             changes.append(Change(path, "delete", rf.size))
     return changes
+
+
+def _same_metadata(lf: LocalFile, remote_text: RemoteText) -> bool:
+    if lf.path == CHECKS_FILE:  # the release gate's report: the same facts, measured at another time
+        theirs = remote_text(lf.path)
+        return theirs is not None and same_checks(lf.source.read_text(encoding="utf-8", errors="replace"), theirs)
+    return _same_card(lf, remote_text)
 
 
 def _same_card(lf: LocalFile, remote_text: RemoteText) -> bool:

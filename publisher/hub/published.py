@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from publisher.check.results import CHECKS_FILE
 from publisher.errors import HubError, PublishError
 from publisher.hub.ranged import TooLarge, read_prefix, safetensors_header, write_header_copy
 from publisher.hub.remote import (
@@ -148,8 +149,22 @@ class PublishedView:
                             fix="the repo was changed by hand; publish a new version",
                         )
                     dest.write_bytes(data)
+            self._fetch_checks(session, repo_id, tag, out)
         (out / MANIFEST_FILE).write_bytes(raw)
         return parsed
+
+    def _fetch_checks(self, session: httpx2.Client, repo_id: str, tag: str, out: Path) -> None:
+        """checks.json as published beside the manifest (absent before the release gate existed)."""
+        from huggingface_hub.errors import EntryNotFoundError
+
+        commit = self.tag_commit(repo_id, tag)
+        if commit is None:
+            return
+        try:
+            data, _ = self._read(session, repo_id, CHECKS_FILE, commit, SMALL_FILE_LIMIT, ranged=False)
+        except EntryNotFoundError:
+            return
+        (out / CHECKS_FILE).write_bytes(data)
 
     def _own_manifest(self, session: httpx2.Client, repo_id: str, commit: str, folder: Path) -> None:
         """A variant repo's own manifest.json (repos published before variants had one have none)."""

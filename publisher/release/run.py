@@ -251,7 +251,9 @@ class _Releaser:
 
 def _check_card_only(plan: PublishReport, node: Node) -> None:
     """A header-only copy may change README.md and nothing else: its weights are holes."""
-    stray = [f"{r.repo_id}/{c.path}" for r in plan.results for c in r.changes if c.path != "README.md"]
+    from publisher.hub.local_build import is_card_file
+
+    stray = [f"{r.repo_id}/{c.path}" for r in plan.results for c in r.changes if not is_card_file(c.path)]
     if stray or any(r.action not in ("would update card", "up to date") for r in plan.results):
         raise PublishError(
             f"re-rendering {node.tag} would change more than README.md ({', '.join(stray) or 'a missing tag'})",

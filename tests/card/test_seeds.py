@@ -234,3 +234,23 @@ def test_same_bytes_whatever_the_hash_seed(make_build: Callable[..., Path]) -> N
         outs.append(subprocess.run([sys.executable, "-c", code, str(build), str(HUB)], env=env, check=True,
                                    capture_output=True, text=True).stdout)
     assert outs[0] == outs[1] and outs[0].startswith("---\n")
+
+
+def test_publisher_card_writes_the_curators_facts(make_build: Callable[..., Path]) -> None:
+    """Through the real command: labelled evaluations, .eval_results/, creator, sizes that agree."""
+    from publisher.cli import main
+
+    build = make_build("mistral_7b_merge_02_v0.yaml")
+    assert main(["card", str(build), "--cards", str(HUB), "--published", "2026-12-01"]) == 0
+    merged = (build / "README.md").read_text()
+    fp8 = (build / "variants/FP8/README.md").read_text()
+    # the BF16 merge and its FP8 copy state one size (the scales are not parameters)
+    assert "| text-generation | 7B (7.24B params) | BF16 |" in merged
+    assert "| text-generation | 7B (7.24B params) | FP8 |" in fp8
+    # a re-publication: this version's date, the original's first publish date and creator
+    assert "| Dec 1, 2026 (first published Dec 20, 2023) | apache-2.0 | Mistral | EmbeddedLLM |" in merged
+    assert "- **Created by:** EmbeddedLLM; first published Dec 20, 2023" in fp8
+    assert sorted(p.name for p in (build / ".eval_results").iterdir()) == ["mmlu.yaml", "truthfulqa_mc2.yaml"]
+    assert "cais/mmlu" in (build / ".eval_results/mmlu.yaml").read_text()
+    assert not (build / "variants/FP8/.eval_results").exists()
+    assert "No number below was measured on this FP8 copy" in fp8

@@ -64,6 +64,11 @@ def test_catalog_of_the_published_repos(published: Published, tmp_path: Path) ->
     fp8 = catalog.entry("EmbeddedLLM/Mistral-7B-Merge-02-v0-FP8")
     assert (fp8.variant, fp8.method, fp8.relation, fp8.parents) == ("FP8", "dare_ties", "quantized", ["EmbeddedLLM/Mistral-7B-Merge-02-v0"])
     assert [v.repo_id for v in fp8.variants] == ["EmbeddedLLM/Mistral-7B-Merge-02-v0", "EmbeddedLLM/Mistral-7B-Merge-02-v0-FP8"]
+    # a quantized copy has its model's parameter count (scales are not parameters): one size bucket
+    merged = catalog.entry("EmbeddedLLM/Mistral-7B-Merge-02-v0")
+    manifest = load_manifest(published.builds["EmbeddedLLM/Mistral-7B-Merge-02-v0"]).variant("merged")
+    assert fp8.facts.parameter_count == merged.facts.parameter_count == manifest.parameter_count
+    assert fp8.strip.size == merged.strip.size
 
 
 def test_lineage_is_read_card_by_card_over_http(published: Published) -> None:

@@ -22,6 +22,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from huggingface_hub import HfApi, constants
 
 from publisher.build import variant_manifest
+from publisher.check.run import check_build
+from publisher.check.settings import ChecksSection
 from publisher.hub.remote import Retry
 from publisher.hub.server import LocalHub
 from publisher.manifest import FileEntry, Manifest, Variant
@@ -115,6 +117,8 @@ def make_build(
     (root / "manifest.json").write_text(manifest.to_json())
     for v in manifest_variants[1:]:
         (root / v.folder / "manifest.json").write_text(variant_manifest(manifest, v).to_json())
+    # the release gate: publish refuses an unchecked build (structural checks; no forward pass)
+    check_build(root, settings=ChecksSection(measure=False))
     return root
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from huggingface_hub import snapshot_download
 
+from publisher.check.run import check_build
+from publisher.check.settings import ChecksSection
 from publisher.errors import CardError, HubError, PublishError
 from publisher.hub.publish import publish
 from tests.hub.helpers import FAST_RETRY, MEDIUM, Hub, build_files, make_build, snapshot_files
@@ -73,7 +76,8 @@ def test_new_version_with_only_a_new_card_is_a_readme_only_commit(hub: Hub, tmp_
     b2 = make_build(tmp_path / "b2", version="1.0.1", variants=False, shape=MEDIUM, card_extra=" Now better described.")
     report = _publish(hub, b2)
     changed = {(c.path, c.kind) for c in report.results[0].changes}
-    assert changed == {("README.md", "change"), ("manifest.json", "change"), ("recipe.yaml", "change")}
+    # checks.json: what the release gate checked of this build (publisher.check)
+    assert changed == {("README.md", "change"), ("manifest.json", "change"), ("recipe.yaml", "change"), ("checks.json", "change")}
     assert _lfs_puts(hub) == puts_before  # the weights were not sent again
     api = hub.api()
     tags = {t.name: t.target_commit for t in api.list_repo_refs("alice/tiny-merge").tags}
@@ -149,6 +153,7 @@ def test_manifest_hashes_are_the_lfs_oids_and_the_server_checks_them(hub: Hub, t
         if f["path"] == "model.safetensors":
             f["sha256"] = "0" * 64  # the publisher must not re-hash: the server catches the lie
     (build / "manifest.json").write_text(json.dumps(manifest))
+    check_build(build, settings=ChecksSection(measure=False))  # the gate checks this manifest
     with pytest.raises(HubError, match="does not hash to its oid") as err:
         _publish(hub, build)
     assert "/lfs-upload/" not in str(err.value)  # no signed upload URL in the message
@@ -172,3 +177,26 @@ def test_offline_mode_still_reaches_a_loopback_hub(hub: Hub, tmp_path: Path, mon
 def _lfs_puts(hub: Hub) -> int:
     stats = hub.server.app.stats
     return stats["PUT /lfs-upload/{ticket}"] + stats["PUT /lfs-upload/{ticket}/{part}"]
+
+
+def test_eval_results_files_are_published_with_the_card(hub: Hub, tmp_path: Path) -> None:
+    """``.eval_results/*.yaml`` (written by the card stage) travel with README.md, card-only updates included."""
+    from huggingface_hub import parse_eval_result_entries
+
+    build = make_build(tmp_path / "b1", variants=False)
+    evals = build / ".eval_results"
+    evals.mkdir()
+    (evals / "mmlu.yaml").write_text("- dataset:\n    id: cais/mmlu\n    task_id: mmlu\n  value: 64.1\n")
+    assert [r.action for r in _publish(hub, build).results] == ["published"]
+    api = hub.api()
+    assert ".eval_results/mmlu.yaml" in api.list_repo_files("alice/tiny-merge", revision="v1.0.0")
+    # a re-rendered card with new numbers is a card update: the tag stays, main gets both files
+    (evals / "mmlu.yaml").write_text("- dataset:\n    id: cais/mmlu\n    task_id: mmlu\n  value: 64.3\n")
+    (evals / "gsm8k.yaml").write_text("- dataset:\n    id: openai/gsm8k\n    task_id: gsm8k\n  value: 40.0\n")
+    report = _publish(hub, build)
+    assert report.results[0].action == "card updated"
+    assert sorted((c.path, c.kind) for c in report.results[0].changes) == [
+        (".eval_results/gsm8k.yaml", "add"), (".eval_results/mmlu.yaml", "change")]
+    path = hub.api().hf_hub_download("alice/tiny-merge", ".eval_results/mmlu.yaml", cache_dir=tmp_path / "c")
+    assert [e.value for e in parse_eval_result_entries(yaml.safe_load(Path(path).read_text()))] == [64.3]
+    assert _publish(hub, build).results[0].action == "up to date"
