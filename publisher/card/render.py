@@ -377,7 +377,10 @@ def _render_variant(
     # the same card at a fixed date: what the card says, whatever day it is rendered (identity.py)
     fixed = model_context(dataclasses.replace(ctx, published=FIXED_DATE), variant, facts, merged, link_base)
     fixed["measured"] = context["measured"]
-    text = stamp(text, identity_of(_card_text(data, render_template(env, tpl_name, fixed))))
+    same = _card_text(data, render_template(env, tpl_name, fixed))
+    if context["measured"]:  # the day the gate measured is no more part of what the card says
+        same = same.replace(str(context["measured"]["date"]), FIXED_DATE.isoformat())
+    text = stamp(text, identity_of(same))
     where = str(folder / README)
     parsed = validate_card_text(text, where)
     if parsed.data.to_dict() != data.to_dict():

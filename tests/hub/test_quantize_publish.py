@@ -28,6 +28,7 @@ def test_quantize_card_publish(hub: Hub, tmp_path: Path) -> None:
     assert card.data.license == "apache-2.0"  # the stand-in's card says so
     assert f"at commit `{commit}`" in card.text and "**Weights dtype:** F8\\_E4M3" in card.text
     assert f"hf download acme/base-a --revision {commit} --local-dir base-a" in card.text
+    cli("check", out, "--no-measure", env=env)  # the release gate's structural checks
     done = cli("publish", out, env=env)
     assert "published" in done.stdout, done.stdout
     files = published_files(hub, "acme/base-a-FP8", tmp_path / "check")
@@ -42,6 +43,7 @@ def test_quantize_card_publish(hub: Hub, tmp_path: Path) -> None:
     cli("quantize", source, "--scheme", "fp8-dynamic", "--out", again, "--name", "acme/base-a-FP8", "--quiet", env=env)
     assert (again / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
     cli("card", again, env=env)
+    cli("check", again, "--no-measure", env=env)
     before = dict(hub.server.app.stats)
     done = cli("publish", again, env=env)
     assert "up to date" in done.stdout and writes(hub, before) == {}, done.stdout
