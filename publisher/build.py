@@ -45,6 +45,7 @@ from publisher.merge.engine import (
     plan_fingerprint,
 )
 from publisher.merge.plan import MergePlan, make_plan
+from publisher.multi import build_multi, split_documents
 from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
 from publisher.section_checks import check_sections, reference_where
@@ -54,6 +55,7 @@ from publisher.sources import (
     input_entry,
     known_hashes,
     model_files,
+    portable_ref,
     remember_hashes,
     resolve,
 )
@@ -114,9 +116,9 @@ def resolve_models(
     headers_dir: Path | None = None,
 ) -> dict[str, ResolvedModel]:
     refs = model_references(loaded.merge)
-    tok = loaded.merge.tokenizer_source
-    if tok and tok not in ("base", "union") and tok not in refs:
-        refs.append(tok)
+    for tok in loaded.merge.tokenizer_models():
+        if tok not in refs:
+            refs.append(tok)
     models = {}
     for ref in refs:
         where = f"{reference_where(loaded, ref)}: model {ref}"
@@ -181,7 +183,10 @@ def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path, rec
     out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
     tok_src = plan.models[plan.tokenizer_model].path
     chat = resolve_template(plan.recipe.merge.chat_template, [m.path for m in plan.models])
-    for name in TOKENIZER_FILES:
+    new_tokenizer = plan.vocab is not None and plan.vocab.new_tokenizer
+    if new_tokenizer:
+        out += _write_vocab_tokenizer(plan, folder, chat)
+    for name in TOKENIZER_FILES if not new_tokenizer else ():
         src = tok_src / name
         if not src.is_file():
             continue
@@ -203,12 +208,34 @@ def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path, rec
 
 def local_names(plan: MergePlan) -> dict[str, PortableName]:
     """Portable names of the parents read from folders of this machine (by recipe ref)."""
-    return portable_names({m.ref: m.path for m in plan.models if m.kind == "local"})
+    names = portable_names({m.ref: m.path for m in plan.models if m.kind == "local"})
+    for m in plan.models:
+        if m.lora is not None:
+            name = portable_ref(m, names.get(m.ref))
+            if name is not None:
+                names[m.ref] = name
+    return names
 
 
 def portable_recipe(loaded: LoadedRecipe, names: dict[str, PortableName]) -> bytes:
     """The recipe as published: as written, with each local parent named portably (no paths)."""
     return rewrite_refs(loaded.text, {ref: n.ref for ref, n in names.items() if n.ref != ref})
+
+
+def _write_vocab_tokenizer(plan: MergePlan, folder: Path, chat: str | None) -> list[FileDigest]:
+    """The output tokenizer of a vocabulary merge, as transformers saves it."""
+    import tempfile
+
+    assert plan.vocab is not None
+    tok = plan.vocab.tokenizer
+    if chat is not None:
+        tok.chat_template = chat
+    out = []
+    with tempfile.TemporaryDirectory(prefix="publisher-tokenizer-") as tmp:
+        tok.save_pretrained(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            out.append(write_file_atomic(folder / f.name, f.read_bytes()))
+    return out
 
 
 def _check_disk(path: Path, needed: int) -> None:
@@ -266,6 +293,14 @@ def _build(
     **resolve_kwargs: object,
 ) -> BuildResult:
     options = options or BuildOptions()
+    docs = split_documents(Path(recipe_path))
+    if docs is not None:  # a mergekit-multi file: stages, then the final merge (multi.py)
+        return build_multi(
+            Path(recipe_path),
+            out,
+            docs,
+            lambda r, o, final: build(r, o, options, stream=stream if final else None, **resolve_kwargs),
+        )
     t0 = time.monotonic()
     loaded = load_recipe(recipe_path, strict=options.strict)
     check_sections(loaded)  # card, quantize, publish: before any parent is resolved or read

@@ -5,8 +5,9 @@ mergekit merges the adapter into a full copy of the base on disk (PEFT's
 tensor and, for a LoRA parent, hands it to ``LoraAdapter.apply``, which returns what PEFT's
 merge gives for it: ``W + scale · B·A`` (``(B·A)ᵀ`` for embeddings and ``fan_in_fan_out``),
 with ``scale = lora_alpha / r`` (``/ √r`` under rsLoRA, per-module ``rank_pattern`` /
-``alpha_pattern`` honoured), computed in float32 and added to the base in float32 before the
-cast back, as PEFT does with its float32 adapter weights on CPU. A full tensor in the adapter
+``alpha_pattern`` honoured), computed in float32 as PEFT does with its float32 adapter weights
+on CPU, and added as PEFT's merge adds it: in float32 for linear layers, cast to the weight's
+dtype first for embeddings. A full tensor in the adapter
 (``modules_to_save``, a saved ``base_layer``) replaces the base's.
 
 Only safetensors adapters (``adapter_model.safetensors`` + ``adapter_config.json``) are read;
@@ -47,6 +48,8 @@ class LoraAdapter:
     path: Path
     config: dict[str, Any]
     modules: dict[str, LoraModule] = field(default_factory=dict)  # keyed by base tensor name
+    revision: str | None = None  # the commit of a Hub adapter
+    _reader: TensorReader = field(default_factory=TensorReader, repr=False)  # adapters are always local files
 
     @property
     def files(self) -> list[Path]:
@@ -64,8 +67,9 @@ class LoraAdapter:
         alpha = self._pattern("alpha_pattern", module, float(self.config.get("lora_alpha", 8)))
         return alpha / math.sqrt(r) if self.config.get("use_rslora") else alpha / r
 
-    def apply(self, name: str, base: torch.Tensor, reader: TensorReader) -> torch.Tensor:
+    def apply(self, name: str, base: torch.Tensor) -> torch.Tensor:
         """The base tensor ``name`` with the adapter merged in (the base itself if untouched)."""
+        reader = self._reader
         mod = self.modules.get(name)
         if mod is None:
             return base
@@ -85,6 +89,8 @@ class LoraAdapter:
                 where=f"{self.ref}: {self.path / ADAPTER_FILE}",
                 fix="use the adapter trained on this base model",
             )
+        if mod.embedding:  # PEFT's Embedding.merge casts the delta to the weight's dtype first
+            return base + delta.to(base.dtype)
         return (base.float() + delta).to(base.dtype)
 
 

@@ -56,6 +56,14 @@ class FileEntry(_Strict):
     sha256: str
 
 
+class LoraInput(_Strict):
+    """The LoRA adapter applied to a parent (``base+lora``), named portably like any parent."""
+
+    ref: str
+    repo_id: str | None = None
+    revision: str | None = None
+
+
 class InputModel(_Strict):
     """A parent as it was actually used: enough to fetch exactly the same bytes again.
 
@@ -68,7 +76,8 @@ class InputModel(_Strict):
     kind: Literal["local", "hub", "recipe"]
     repo_id: str | None = None
     revision: str | None = None  # the commit sha actually used (hub / recipe parents)
-    files: list[FileEntry]  # safetensors + config.json, with sha256
+    files: list[FileEntry]  # safetensors + config.json (+ the adapter's files), with sha256
+    lora: LoraInput | None = None  # for ``base+lora``: ref is both, repo_id/revision the base's
 
     @model_validator(mode="before")
     @classmethod

@@ -79,7 +79,9 @@ def _parameters(value: Any) -> Any:
 
 
 def _reference(value: Any) -> Any:
-    return canonical(value) if isinstance(value, str | dict) else value
+    if value in ("union", "base"):
+        return value
+    return canonical(value) if isinstance(value, str | dict) and not (isinstance(value, dict) and "kind" in value) else value
 
 
 ModelRefStr = Annotated[str, BeforeValidator(_reference)]
@@ -141,8 +143,54 @@ class OutputSlice(_Strict):
     parameters: Parameters = None
 
 
+class ZeroEmbedding(_Strict):
+    kind: Literal["zero"]
+
+
+class ModelTokenEmbedding(_Strict):
+    """A token's embedding taken from another token (by id or text) of a model."""
+
+    kind: Literal["model_token"]
+    model: ModelRefStr
+    token_id: int | None = None
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ModelTokenEmbedding:
+        if (self.token_id is None) == (self.token is None):
+            raise ValueError("give exactly one of token_id or token")
+        return self
+
+
+def _embedding_source(value: Any) -> Any:
+    """``{kind: zero}``, ``{kind: model_token, ...}`` or a model reference."""
+    if isinstance(value, dict) and "kind" in value:
+        kinds: dict[str, type[BaseModel]] = {"zero": ZeroEmbedding, "model_token": ModelTokenEmbedding}
+        cls = kinds.get(value["kind"])
+        if cls is None:
+            raise ValueError(f"unknown embedding source kind {value['kind']!r}; use zero or model_token")
+        try:
+            return cls.model_validate(value)
+        except ValidationError as e:
+            raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    return _reference(value)
+
+
+class TokenEmbedding(_Strict):
+    source: Annotated[ZeroEmbedding | ModelTokenEmbedding | str | None, BeforeValidator(_embedding_source)] = None
+    force: bool = False
+
+
+class TokenizerConfig(_Strict):
+    """mergekit's ``tokenizer:`` block: the output vocabulary and where new tokens' rows come from."""
+
+    source: ModelRefStr = "union"  # "union", "base" or a model reference
+    tokens: dict[str, TokenEmbedding] | None = None
+    pad_to_multiple_of: int | None = Field(default=None, gt=0)
+
+
 class MergeConfig(_Strict):
-    """mergekit's configuration, field for field (``modules:`` is refused for now)."""
+    """mergekit's configuration, field for field (one module of ``modules:`` is lifted to the top)."""
 
     merge_method: str
     models: list[InputModel] | None = None
@@ -151,8 +199,33 @@ class MergeConfig(_Strict):
     dtype: str | None = None
     out_dtype: str | None = None
     tokenizer_source: str | None = None
+    tokenizer: TokenizerConfig | None = None
     chat_template: str | None = None
     parameters: Parameters = None
+
+    @model_validator(mode="after")
+    def _one_tokenizer(self) -> MergeConfig:
+        if self.tokenizer_source is not None and self.tokenizer is not None:
+            raise ValueError("give tokenizer_source or a tokenizer block, not both (mergekit refuses both)")
+        return self
+
+    @property
+    def vocabulary_source(self) -> str | None:
+        """'union', 'base', a model reference, or None (copy the tokenizer, no re-indexing)."""
+        return self.tokenizer.source if self.tokenizer is not None else self.tokenizer_source
+
+    def tokenizer_models(self) -> list[str]:
+        """Model references the tokenizer settings name (read like any parent)."""
+        out = []
+        src = self.vocabulary_source
+        if src not in (None, "base", "union"):
+            out.append(str(src))
+        for spec in ((self.tokenizer.tokens or {}).values() if self.tokenizer else ()):
+            if isinstance(spec.source, str):
+                out.append(spec.source)
+            elif isinstance(spec.source, ModelTokenEmbedding):
+                out.append(spec.source.model)
+        return out
 
     @field_validator("tokenizer_source", mode="before")
     @classmethod
@@ -175,7 +248,7 @@ class MergeConfig(_Strict):
 
 # The schema classes that are mergekit's: an unknown key in them is ignored by mergekit, so a
 # warning here (recipe_keys.py); in our own sections an unknown key stays an error.
-MERGEKIT_MODELS: tuple[type[BaseModel], ...] = (MergeConfig, InputModel, InputSlice, OutputSlice, ConditionalParameter)
+MERGEKIT_MODELS: tuple[type[BaseModel], ...] = (MergeConfig, InputModel, InputSlice, OutputSlice, ConditionalParameter, TokenizerConfig)
 
 
 class QuantizeSpec(_Strict):
@@ -273,6 +346,36 @@ def _shape(data: dict[str, Any]) -> tuple[dict[str, Any], Loc]:
     return shaped, ()
 
 
+def _lift_single_module(shaped: dict[str, Any], located: LocatedYaml, prefix: Loc) -> None:
+    """``modules: {<name>: {models|slices, parameters}}`` with one module is the plain form: its
+    inputs move up and its parameters sit between the slices' and the global ones, as in
+    mergekit's ConfigReader. Several modules (multimodal merges) are refused."""
+    merge = shaped.get("merge")
+    if not isinstance(merge, dict) or "modules" not in merge:
+        return
+    modules = merge["modules"]
+    where = located.where((*prefix, "modules"))
+    if not isinstance(modules, dict) or len(modules) != 1:
+        raise RecipeError(
+            "'modules' with several modules (multimodal merges) is not supported",
+            where=where,
+            fix="merge one module: use 'models' or 'slices', or a single entry under 'modules'",
+        )
+    if "models" in merge or "slices" in merge:
+        raise RecipeError("exactly one of 'models', 'slices' or 'modules' must be given", where=where)
+    (name, module), = modules.items()
+    if not isinstance(module, dict):
+        raise RecipeError(f"module '{name}' must be a mapping with 'models' or 'slices'", where=where)
+    merge = {k: v for k, v in merge.items() if k != "modules"}
+    for key, value in module.items():
+        if key == "parameters" and isinstance(value, dict):
+            merge["parameters"] = {**(merge.get("parameters") or {}), **value}
+        else:
+            merge[key] = value
+        located.alias((*prefix, "modules", name, key), (*prefix, key))
+    shaped["merge"] = merge
+
+
 def load_recipe(path: Path | str, *, strict: bool = False) -> LoadedRecipe:
     """Parse, validate and check a recipe file; every problem is a RecipeError with file:line.
 
@@ -298,12 +401,7 @@ def load_recipe(path: Path | str, *, strict: bool = False) -> LoadedRecipe:
             where=f"{located.where(('name',))}: name",
             fix="write name: org/model to publish under that repo id",
         )
-    if "modules" in shaped.get("merge", {}):
-        raise RecipeError(
-            "'modules' (multimodal merges) is not supported",
-            where=located.where((*prefix, "modules")),
-            fix="use 'models' or 'slices'",
-        )
+    _lift_single_module(shaped, located, prefix)
     stripped = strip_unknown(shaped, located, prefix, warnings)
     try:
         recipe = Recipe.model_validate(shaped)

@@ -52,12 +52,6 @@ def check_merge(loaded: LoadedRecipe, warnings: Warnings) -> None:
         )
     for ref_loc, ref in model_ref_locations(merge):
         _check_ref(loaded, ref_loc, ref)
-    if merge.tokenizer_source == "union":
-        raise RecipeError(
-            "tokenizer_source 'union' is not supported yet",
-            where=f"{loaded.where('tokenizer_source')}: tokenizer_source",
-            fix="use 'base' or a model reference",
-        )
     if merge.chat_template is not None:
         problem = template_problem(merge.chat_template)
         if problem:
@@ -157,15 +151,17 @@ def model_ref_locations(merge: MergeConfig) -> list[tuple[Loc, str]]:
             out.append((("slices", i, "sources", j, "model"), src.model))
     if merge.tokenizer_source and merge.tokenizer_source not in ("base", "union"):
         out.append((("tokenizer_source",), merge.tokenizer_source))
+    if merge.tokenizer is not None:
+        out += [(("tokenizer",), ref) for ref in merge.tokenizer_models()]
     return out
 
 
 def _check_ref(loaded: LoadedRecipe, loc: Loc, ref: str) -> None:
-    if parse_reference(ref).lora is not None:
+    if loc in (("tokenizer_source",), ("tokenizer",)) and parse_reference(ref).lora is not None:
         raise RecipeError(
-            f"LoRA references ('{ref}') are not supported",
+            f"a LoRA reference ('{ref}') has no tokenizer of its own",
             where=_at(loaded, *loc),
-            fix="merge the LoRA into its base first and reference the result",
+            fix="name the base model as tokenizer_source",
         )
 
 

@@ -26,6 +26,7 @@ from publisher.recipe import (
     PublishSection,
     QuantizeSpec,
     Recipe,
+    TokenizerConfig,
     Warnings,
 )
 from publisher.suggest import did_you_mean
@@ -34,7 +35,8 @@ from publisher.yamlmap import Loc, LocatedYaml
 PARAMS = "parameters"
 # Which schema a mergekit key's value follows: a model (its keys are checked), or PARAMS.
 CHILDREN: dict[type[BaseModel], dict[str, Any]] = {
-    MergeConfig: {"models": InputModel, "slices": OutputSlice, "parameters": PARAMS},
+    MergeConfig: {"models": InputModel, "slices": OutputSlice, "parameters": PARAMS, "tokenizer": TokenizerConfig},
+    TokenizerConfig: {},
     InputModel: {"parameters": PARAMS},
     InputSlice: {"parameters": PARAMS},
     OutputSlice: {"sources": InputSlice, "parameters": PARAMS},
@@ -79,6 +81,8 @@ def strip_unknown(shaped: dict[str, Any], located: LocatedYaml, prefix: Loc, war
             if child == PARAMS:
                 for name, setting in (value[key] or {}).items() if isinstance(value[key], dict) else ():
                     conditional(setting, (*loc, key, name))
+            elif child is not None and isinstance(value[key], dict):
+                model(value[key], child, (*loc, key))
             elif child is not None:
                 for i, item in enumerate(value[key]) if isinstance(value[key], list) else ():
                     model(item, child, (*loc, key, i))

@@ -13,13 +13,15 @@ import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from publisher.errors import SourceError
 from publisher.hub.remote_source import RemoteParent
-from publisher.manifest import FileEntry, InputModel
-from publisher.portable import PortableName
+from publisher.lora import LoraAdapter, open_adapter
+from publisher.manifest import FileEntry, InputModel, LoraInput
+from publisher.portable import PortableName, portable_name
+from publisher.references import parse_reference
 from publisher.tensors import PICKLE_SUFFIXES, ModelFiles, sha256_file
 
 HUB_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")
@@ -48,6 +50,7 @@ class ResolvedModel:
     repo_id: str | None = None
     revision: str | None = None
     remote: RemoteParent | None = None  # set when ``path`` is a header-only copy: weights stay on the Hub
+    lora: LoraAdapter | None = None  # ``base+lora``: the adapter applied tensor by tensor (lora.py)
 
     @property
     def config(self) -> dict[str, object]:
@@ -85,8 +88,16 @@ def resolve(
     """Find a parent. ``pins`` maps repo ids to revisions (a release pins parents it just
     published); ``recipe_outputs`` maps repo ids to local build folders of sibling recipes.
     With ``headers_dir``, a Hub parent is not downloaded: its header-only copy goes there
-    (see ``hub/remote_source.py``) and its weights are read later by Range requests."""
-    local = local_candidate(ref, recipe_dir)
+    (see ``hub/remote_source.py``) and its weights are read later by Range requests.
+    ``base+lora`` resolves the base as any reference and the adapter beside it."""
+    parsed = parse_reference(ref)
+    if parsed.lora is not None:
+        kwargs = dict(pins=pins, recipe_outputs=recipe_outputs, endpoint=endpoint, token=token)
+        base = resolve(str(parsed.model), recipe_dir=recipe_dir, where=where, headers_dir=headers_dir, **kwargs)  # type: ignore[arg-type]
+        adapter = resolve_adapter(str(parsed.lora), recipe_dir=recipe_dir, where=where, endpoint=endpoint, token=token)
+        return replace(base, ref=ref, lora=adapter)
+    # A folder wins, as in mergekit, whose revision only applies to the Hub ("./m@main" is ./m).
+    local = local_candidate(ref, recipe_dir) or local_candidate(str(parsed.model.path), recipe_dir)
     if local is not None:
         return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
     m = HUB_REF_RE.match(ref)
@@ -119,6 +130,20 @@ def resolve(
         )
     path, sha = _download(repo_id, revision, where, endpoint, token)
     return ResolvedModel(ref=ref, kind="hub", path=path, files=_open(path, where), repo_id=repo_id, revision=sha)
+
+
+def resolve_adapter(ref: str, *, recipe_dir: Path, where: str, endpoint: str | None, token: str | None) -> LoraAdapter:
+    """A LoRA adapter: a local folder, or a Hub repo downloaded whole (adapters are small)."""
+    local = local_candidate(ref, recipe_dir)
+    revision: str | None = None
+    if local is None:
+        m = HUB_REF_RE.match(ref)
+        if m is None:
+            raise SourceError(f"LoRA '{ref}' is neither an existing folder nor a Hub repo id", where=where)
+        local, revision = _download(m.group("repo"), m.group("rev"), where, endpoint, token)
+    adapter = open_adapter(ref, local, where)
+    adapter.revision = revision
+    return adapter
 
 
 def _reachable(endpoint: str | None) -> bool:
@@ -242,7 +267,8 @@ def _blob_sha(path: Path) -> str | None:
 def model_files(model: ResolvedModel) -> list[Path]:
     """The files of a parent the manifest records: its safetensors and config.json."""
     config = model.path / "config.json"
-    return [*model.files.files, *([config] if config.is_file() else [])]
+    adapter = model.lora.files if model.lora is not None else []
+    return [*model.files.files, *([config] if config.is_file() else []), *adapter]
 
 
 def known_hashes(paths: list[Path]) -> dict[Path, str]:
@@ -286,8 +312,32 @@ def input_entry(model: ResolvedModel, hashes: dict[Path, str], name: PortableNam
         kind=(name.kind if name else model.kind),  # type: ignore[arg-type]
         repo_id=name.repo_id if name else model.repo_id,
         revision=name.revision if name else model.revision,
+        lora=lora_entry(model),
         files=[FileEntry(path=p.name, size=p.stat().st_size, sha256=hashes[p]) for p in model_files(model)],
     )
+
+
+def lora_entry(model: ResolvedModel) -> LoraInput | None:
+    """The adapter of a LoRA parent, by repo id when it came from the Hub, else by folder name."""
+    if model.lora is None:
+        return None
+    hub = HUB_REF_RE.match(model.lora.ref) if model.lora.revision is not None else None
+    if hub:
+        return LoraInput(ref=model.lora.ref, repo_id=hub.group("repo"), revision=model.lora.revision)
+    name = portable_name(model.lora.path)
+    return LoraInput(ref=name.ref, repo_id=name.repo_id, revision=name.revision)
+
+
+def portable_ref(model: ResolvedModel, base: PortableName | None) -> PortableName | None:
+    """A LoRA parent's portable name: its base's and its adapter's, joined by '+'."""
+    lora = lora_entry(model)
+    if lora is None:
+        return base
+    base_ref = base.ref if base else str(parse_reference(model.ref).model)
+    if base is None and lora.repo_id:
+        return None  # both on the Hub: the reference as written is portable
+    kind = base.kind if base else model.kind
+    return PortableName(f"{base_ref}+{lora.ref}", kind, base.repo_id if base else model.repo_id, base.revision if base else model.revision)
 
 
 def file_identity(path: Path) -> str:

@@ -20,6 +20,13 @@ class LocatedYaml:
         self.data = data
         self.lines = lines
 
+    def alias(self, src: Loc, dst: Loc) -> None:
+        """Make ``dst`` and everything under it report the lines of ``src`` (a moved section)."""
+        n = len(src)
+        for loc, line in list(self.lines.items()):
+            if loc[:n] == src:
+                self.lines.setdefault((*dst, *loc[n:]), line)
+
     def where(self, loc: Loc) -> str:
         """``file:line`` for the deepest known prefix of ``loc``."""
         for end in range(len(loc), -1, -1):
@@ -51,6 +58,17 @@ def load_located(path: Path) -> LocatedYaml:
         raise RecipeError("file not found", where=str(path)) from e
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError(f"cannot read ({e})", where=str(path)) from e
+    if "\n---" in text:
+        try:
+            several = sum(1 for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None) > 1
+        except yaml.YAMLError:
+            several = False
+        if several:
+            raise RecipeError(
+                "a multi-document recipe (mergekit-multi stages): only 'publisher build' reads it",
+                where=str(path),
+                fix="build it; to plan one stage, put that document in a file of its own",
+            )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -180,3 +180,18 @@ def test_duplicate_gives_the_bytes_of_the_config_without_it(
         outs.append(load_file(out / "model.safetensors"))
     assert outs[0].keys() == outs[1].keys()
     assert all(outs[0][k].equal(outs[1][k]) for k in outs[0])
+
+
+def test_single_module_form_is_the_plain_form(recipe_file: Callable[..., Path]) -> None:
+    modular = (
+        "merge_method: ties\nbase_model: org/base\nparameters: {normalize: true, lambda: 0.5}\n"
+        "modules:\n  default:\n    parameters: {lambda: 0.9}\n    models:\n      - model: org/ft1\n"
+        "        parameters: {weight: 0.5, density: 0.5}\n      - model: org/ft2\n        parameters: {weight: 0.5, densty: 0.5}\n"
+    )
+    path = recipe_file(modular)
+    loaded = load_recipe(path)
+    assert [m.model for m in loaded.merge.models or []] == ["org/ft1", "org/ft2"]
+    assert loaded.merge.parameters == {"normalize": True, "lambda": 0.9}  # the module's win over the global ones
+    assert f"{path}:11: models.1.parameters.densty" in loaded.warnings[0]  # lines still point into the module
+    with pytest.raises(RecipeError, match="several modules"):
+        load_recipe(recipe_file(modular + "  vision:\n    models: [{model: org/v}]\n"))

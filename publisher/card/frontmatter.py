@@ -30,7 +30,13 @@ def front_matter(ctx: BuildContext, variant: Variant, facts: ModelFacts, merged:
         relation = "quantized" if merged.repo_id else None
         results = None
     else:
-        repos = [p.repo_id for p in ctx.lineage.root.parents if p.repo_id]
+        # a LoRA parent (relation "adapter") lists its base and its adapter
+        repos = [
+            r
+            for p in ctx.lineage.root.parents
+            for r in ([q.repo_id for q in p.parents] if p.relation == "adapter" else [p.repo_id])
+            if r
+        ]
         base_model = repos or None
         relation = "merge" if repos else None
         results = evals.eval_results(ctx.eval_rows) or None

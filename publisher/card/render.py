@@ -45,6 +45,7 @@ from publisher.errors import CardError, LicenseError, PublisherError
 from publisher.manifest import QUANTIZE_ONLY, RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
 from publisher.recipe import LoadedRecipe, load_recipe
+from publisher.references import base_of
 from publisher.tensors import ModelFiles
 
 README = "README.md"
@@ -299,16 +300,24 @@ def _merged_lineage(
         use_local = local is not None and (inp.kind == "local" or (local / README).is_file())
         if inp.kind == "local" and not inp.repo_id:
             warn(f"parent {inp.ref} is a local folder: it cannot be listed in base_model")
-        root.parents.append(
-            resolver.node(
-                inp.ref,
-                repo_id=inp.repo_id,
-                revision=inp.revision,
-                local=local if use_local else None,
-                path=[root.label],
-                depth=1,
-            )
+        base_ref = base_of(inp.ref) if inp.lora else inp.ref
+        path = [root.label, inp.ref] if inp.lora else [root.label]
+        node = resolver.node(
+            base_ref, repo_id=inp.repo_id, revision=inp.revision, local=local if use_local else None, path=path, depth=len(path)
         )
+        if inp.lora:  # base + LoRA adapter: one parent whose own parents are the base and the adapter
+            adapter = resolver.node(
+                inp.lora.ref,
+                repo_id=inp.lora.repo_id,
+                revision=inp.lora.revision,
+                local=None,
+                path=path,
+                depth=len(path),
+            )
+            node = LineageNode(
+                ref=inp.ref, repo_id=None, revision=None, source="build", status="ok", relation="adapter", parents=[node, adapter]
+            )
+        root.parents.append(node)
     return Lineage(root, resolver.warnings)
 
 

@@ -282,11 +282,17 @@ class Engine:
         for model_index, name in t.sources:
             info = self.plan.models[model_index].files.tensors[name]
             x = self.source.read(info)
+            lora = self.plan.models[model_index].lora
+            if lora is not None:  # a LoRA parent: the adapter merged into this tensor (publisher/lora.py)
+                x = lora.apply(name, x)
             if self.compute_dtype is not None:
                 x = x.to(self.compute_dtype)
             elif self.plan.load_dtype is not None:
                 x = x.to(torch_dtype(self.plan.load_dtype))
             inputs.append(x)
+        if t.is_embed and self.plan.vocab is not None and inputs and inputs[0].dim() == 2:
+            # rows re-indexed to the output vocabulary (tokenizer_source / tokenizer:, merge/vocab.py)
+            inputs = self.plan.vocab.align(inputs, [m for m, _ in t.sources])
         job = TensorJob(
             name=t.name,
             tensors=inputs,

@@ -21,12 +21,15 @@ from typing import Any
 from publisher.errors import MergeError, RecipeError
 from publisher.merge.methods import REGISTRY, MergeMethod
 from publisher.merge.methods.registry import as_bool, is_bool
+from publisher.merge.vocab import VocabPlan, plan_vocabulary
 from publisher.recipe import (
     ConditionalParameter,
     InputSlice,
     LoadedRecipe,
     MergeConfig,
+    ModelTokenEmbedding,
     OutputSlice,
+    ZeroEmbedding,
 )
 from publisher.sources import ResolvedModel
 from publisher.tensors import PlannedTensor, TensorInfo, dtype_name
@@ -116,6 +119,7 @@ class MergePlan:
     base_model: int | None  # index in ``models``
     tokenizer_model: int  # index in ``models`` of the tokenizer source
     notes: list[str] = field(default_factory=list)  # warnings worth showing (embedding rectification)
+    vocab: VocabPlan | None = None  # the output vocabulary, when the recipe sets one (merge/vocab.py)
 
     @property
     def output_bytes(self) -> int:
@@ -164,6 +168,7 @@ class Planner:
         self.layers = {r: _layer_tensors(m) for r, m in models.items()}
         self.tensors: list[TensorPlan] = []
         self.notes: list[str] = []
+        self.vocab = self._vocabulary()
         wanted = self.merge.out_dtype or self.merge.dtype
         self.out_dtype_override = dtype_name(wanted) if wanted else None
         for ref, model in models.items():
@@ -176,6 +181,41 @@ class Planner:
                 )
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _vocabulary(self) -> VocabPlan | None:
+        """mergekit's tokenizer_source / tokenizer block: the output vocabulary and alignments."""
+        merge = self.merge
+        source = merge.vocabulary_source
+        if source is None:
+            return None
+        base = self.index[merge.base_model] if merge.base_model else 0
+        tokens: dict[str, dict[str, Any]] = {}
+        for text, spec in ((merge.tokenizer.tokens or {}).items() if merge.tokenizer else ()):
+            src: Any = None
+            if isinstance(spec.source, ZeroEmbedding):
+                src = "zero"
+            elif isinstance(spec.source, ModelTokenEmbedding):
+                m = self.index[spec.source.model]
+                src = ("row", m, spec.source.token_id) if spec.source.token_id is not None else ("token", m, spec.source.token)
+            elif isinstance(spec.source, str):
+                src = self.index[spec.source]
+            tokens[text] = {"source": src, "force": spec.force}
+        kind: str | int = source if source in ("base", "union") else self.index[source]
+        try:
+            return plan_vocabulary(
+                [m.path for m in self.models],
+                [dict(m.config) for m in self.models],
+                base,
+                kind,
+                tokens,
+                merge.tokenizer.pad_to_multiple_of if merge.tokenizer else None,
+            )
+        except (OSError, ValueError) as e:
+            raise MergeError(
+                f"cannot build the output tokenizer: {' '.join(str(e).split())[:200]}",
+                where=f"{self.loaded.where('tokenizer_source' if merge.tokenizer_source else 'tokenizer')}: tokenizer",
+                fix="every parent needs its tokenizer files (tokenizer.json or tokenizer.model, tokenizer_config.json)",
+            ) from None
 
     def _where_model(self, ref: str) -> str:
         for loc in _ref_locs(self.merge, ref):
@@ -265,7 +305,9 @@ class Planner:
         is_embed = any(e in out_name for e in EMBED_NAMES)
         shapes = {i.shape for i in infos}
         shape = infos[0].shape
-        if len(shapes) > 1:
+        if is_embed and self.vocab is not None and len(shape) == 2 and len({s[1:] for s in shapes}) == 1:
+            shape = (self.vocab.size, shape[1])  # rows re-indexed to the output vocabulary
+        elif len(shapes) > 1:
             if is_embed and all(len(s) == 2 for s in shapes):
                 shape = (min(s[0] for s in shapes), min(s[1] for s in shapes))
                 self.notes.append(f"{out_name}: parents differ in size; using the common submatrix {list(shape)}")
@@ -370,8 +412,8 @@ class Planner:
         self._follow_file_order()
         base_ref = self.merge.base_model
         base_index = self.index[base_ref] if base_ref else None
-        tok_ref = self.merge.tokenizer_source
-        if tok_ref in (None, "base"):
+        tok_ref = self.merge.vocabulary_source
+        if tok_ref in (None, "base", "union"):
             tok_index = base_index if base_index is not None else self.index[first_refs[0]]
         else:
             assert tok_ref is not None
@@ -400,6 +442,7 @@ class Planner:
             base_model=base_index,
             tokenizer_model=tok_index,
             notes=self.notes,
+            vocab=self.vocab,
         )
 
 

@@ -23,10 +23,14 @@ from safetensors.torch import load_file
 
 from publisher.build import BuildOptions, build
 from publisher.standins import TINY, WIDE, WIDE_SHARD_BYTES, generate_family
+from publisher.standins_lora import generate_adapters
+from publisher.standins_vocab import generate_vocab_family
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mergekit"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "config.yml").exists())
 FAMILIES = {"FAMILY_BF16": "BF16", "FAMILY_F32": "F32"}
+VOCAB_FAMILY = "FAMILY_VOCAB"  # another vocabulary (publisher.standins_vocab), for tokenizer merges
+LORA_FAMILY = "FAMILY_LORA"  # PEFT adapters (publisher.standins_lora), applied as base+lora
 WIDE_FAMILY = "FAMILY_WIDE"  # sharded, 7B-band-sized parents; their cases keep digests.json
 # case name -> the ulp it may differ by, and why; every other case must be bitwise equal.
 ULP_ALLOWED: dict[str, int] = {
@@ -97,6 +101,8 @@ def oracle_family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = {}
     families = {key: generate_family(root / key, TINY, dtype=dtype) for key, dtype in FAMILIES.items()}
     families[WIDE_FAMILY] = generate_family(root / WIDE_FAMILY, WIDE, finetunes=2, max_shard_bytes=WIDE_SHARD_BYTES)
+    families[LORA_FAMILY] = generate_adapters(root / LORA_FAMILY, TINY)
+    families[VOCAB_FAMILY] = generate_vocab_family(root / VOCAB_FAMILY, TINY)
     for key, models in families.items():
         assert sorted(models) == sorted(meta["family"][key])
         for name, path in models.items():
@@ -114,6 +120,8 @@ def _resolve(config: Any, family: dict[str, str]) -> Any:
         return {k: _resolve(v, family) for k, v in config.items()}
     if isinstance(config, list):
         return [_resolve(v, family) for v in config]
+    if isinstance(config, str) and "+" in config:  # base+lora
+        return "+".join(_resolve(part, family) for part in config.split("+"))
     if isinstance(config, str):
         for key, root in family.items():
             if config.startswith(key + "/"):
@@ -144,6 +152,8 @@ def test_agrees_with_mergekit(case: str, oracle_family: dict[str, str], tmp_path
         return
     ref = load_file(ref_dir / "model.safetensors")
     assert sorted(ours) == sorted(ref)
+    if (ref_dir / "tokenizer.json").exists():
+        ours = _in_reference_token_order(ours, out / "tokenizer.json", ref_dir / "tokenizer.json")
     worst: list[tuple[int, str]] = []
     for name, r in ref.items():
         o = ours[name]
@@ -156,6 +166,28 @@ def test_agrees_with_mergekit(case: str, oracle_family: dict[str, str], tmp_path
     assert worst[0][0] <= allowed, f"{case}: worst tensors (ulp, name): {worst[:5]} (allowed {allowed})"
 
     _assert_same_config(out, ref_dir)
+
+
+def _vocab(tokenizer_json: Path) -> dict[str, int]:
+    data = json.loads(tokenizer_json.read_text())
+    vocab = dict(data["model"]["vocab"])
+    vocab.update({t["content"]: t["id"] for t in data["added_tokens"]})
+    return vocab
+
+
+def _in_reference_token_order(ours: dict[str, torch.Tensor], our_tok: Path, ref_tok: Path) -> dict[str, torch.Tensor]:
+    """Our embedding rows re-ordered to mergekit's token ids. mergekit numbers a union's new
+    tokens in hash-map order (it changes from run to run); the same token must get the same row."""
+    mine, theirs = _vocab(our_tok), _vocab(ref_tok)
+    assert sorted(mine) == sorted(theirs), "the output vocabularies differ"
+    out = dict(ours)
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        x = ours[name]
+        y = x.clone()
+        for token, ref_id in theirs.items():
+            y[ref_id] = x[mine[token]]
+        out[name] = y
+    return out
 
 
 def _assert_same_digests(case: str, ours: dict[str, torch.Tensor], ref: dict[str, dict[str, Any]]) -> None:

@@ -16,6 +16,8 @@ F32 = "FAMILY_F32"
 # (three files, layer 0 split across two): their cases keep per-tensor sha256 digests of
 # mergekit's output instead of its ~55 MB of weights.
 WIDE = "FAMILY_WIDE"
+VOCAB = "FAMILY_VOCAB"  # stand-ins with another vocabulary (publisher.standins_vocab)
+LORA = "FAMILY_LORA"  # PEFT adapters for the tiny family (publisher.standins_lora)
 
 # The widespread LazyMergekit slerp setting (issue 2, "Recipes for the seed models").
 LAZY_T: list[dict[str, Any]] = [
@@ -401,6 +403,80 @@ CASES: dict[str, dict[str, Any]] = {
         "dtype": "bfloat16",
     },
 }
+CASES.update(
+    {
+        # --- LoRA references (issue 11): mergekit merges the adapter into the base with PEFT first ---
+        "lora_task_arithmetic_bake": {
+            "merge_method": "task_arithmetic",
+            "base_model": f"{BF16}/base",
+            "models": [_m(BF16, "base+" + LORA + "/lora1", weight=1.0)],
+            "dtype": "bfloat16",
+        },
+        "lora_linear_rslora_saved_modules": {
+            "merge_method": "linear",
+            "models": [_m(BF16, "a+" + LORA + "/lora2", weight=0.6), _m(BF16, "b", weight=0.4)],
+            "dtype": "bfloat16",
+        },
+        "lora_slerp_f32": {
+            "merge_method": "slerp",
+            "slices": [
+                {
+                    "sources": [
+                        {"model": f"{F32}/a+{LORA}/lora1", "layer_range": [0, 32]},
+                        {"model": f"{F32}/b", "layer_range": [0, 32]},
+                    ]
+                }
+            ],
+            "base_model": f"{F32}/a+{LORA}/lora1",
+            "parameters": {"t": [0.2, 0.7]},
+            "dtype": "float32",
+        },
+    }
+)
+CASES.update(
+    {
+        # --- tokenizer merges (issue 11): union vocabulary, tokens, padding; rows compared by token ---
+        "union_linear": {
+            "merge_method": "linear",
+            "base_model": f"{BF16}/base",
+            "models": [_m(BF16, "base", weight=0.5), _m(VOCAB, "v1", weight=0.5)],
+            "tokenizer_source": "union",
+            "dtype": "bfloat16",
+        },
+        "tokenizer_block_slerp": {
+            "merge_method": "slerp",
+            "base_model": f"{BF16}/ft1",
+            "slices": [
+                {
+                    "sources": [
+                        {"model": f"{BF16}/ft1", "layer_range": [0, 32]},
+                        {"model": f"{VOCAB}/v1", "layer_range": [0, 32]},
+                    ]
+                }
+            ],
+            "parameters": {"t": 0.4},
+            "tokenizer": {
+                "source": "union",
+                "tokens": {
+                    "<|im_start|>": {"source": {"kind": "zero"}},
+                    "w5": {"source": f"{VOCAB}/v1", "force": True},
+                    "y3": {"source": {"kind": "model_token", "model": f"{BF16}/ft1", "token": "w7"}},
+                },
+                "pad_to_multiple_of": 64,
+            },
+            "dtype": "bfloat16",
+        },
+        "tokenizer_source_model_task_arithmetic": {
+            "merge_method": "task_arithmetic",
+            "base_model": f"{BF16}/base",
+            "models": [_m(BF16, "ft1", weight=0.7), _m(VOCAB, "v1", weight=0.3)],
+            "tokenizer_source": f"{VOCAB}/v1",
+            "dtype": "bfloat16",
+        },
+    }
+)
+VOCAB_CASES = ("union_linear", "tokenizer_block_slerp", "tokenizer_source_model_task_arithmetic")
+LORA_CASES = ("lora_task_arithmetic_bake", "lora_linear_rslora_saved_modules", "lora_slerp_f32")
 LENIENCY_CASES = (
     "lenient_ties_numeric_flags",
     "lenient_ram_string_epsilon",
@@ -419,6 +495,8 @@ def resolve_paths(config: Any, family: dict[str, str]) -> Any:
         return {k: resolve_paths(v, family) for k, v in config.items()}
     if isinstance(config, list):
         return [resolve_paths(v, family) for v in config]
+    if isinstance(config, str) and "+" in config:  # base+lora: each part is a placeholder path
+        return "+".join(resolve_paths(part, family) for part in config.split("+"))
     if isinstance(config, str):
         for key, root in family.items():
             if config.startswith(key + "/"):

@@ -33,10 +33,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import BF16, CASES, F32, WIDE, resolve_paths  # noqa: E402
+from cases import BF16, CASES, F32, LORA, VOCAB, WIDE, resolve_paths  # noqa: E402
 
 from publisher.standins import TINY, WIDE_SHARD_BYTES, generate_family  # noqa: E402
 from publisher.standins import WIDE as WIDE_SHAPE  # noqa: E402
+from publisher.standins_lora import generate_adapters  # noqa: E402
+from publisher.standins_vocab import generate_vocab_family  # noqa: E402
 from publisher.tensors import read_header  # noqa: E402
 
 VENV = ROOT / ".oracle-venv-mergekit"
@@ -109,6 +111,10 @@ def make_families(work: Path) -> dict[str, Path]:
     generate_family(fams[BF16], TINY, dtype="BF16")
     generate_family(fams[F32], TINY, dtype="F32")
     generate_family(fams[WIDE], WIDE_SHAPE, dtype="BF16", finetunes=2, max_shard_bytes=WIDE_SHARD_BYTES)
+    fams[LORA] = work / "family-lora"
+    generate_adapters(fams[LORA], TINY)
+    fams[VOCAB] = work / "family-vocab"
+    generate_vocab_family(fams[VOCAB], TINY)
     return fams
 
 
@@ -119,6 +125,7 @@ def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergek
     out = work / f"out-{name}"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TRANSFORMERS_OFFLINE="1")
     cmd = [str(mergekit_yaml), str(cfg_path), str(out), "--no-cuda", "--quiet", "--no-write-model-card", "--no-copy-tokenizer"]
+    cmd += ["--lora-merge-cache", str(work / "lora-cache")]  # mergekit merges adapters into a copy first
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"mergekit failed on {name}:\n{proc.stderr[-4000:]}")
@@ -136,6 +143,8 @@ def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergek
         shutil.copyfile(shards[0], dest / "model.safetensors")
     for keep in KEEP:
         shutil.copyfile(out / keep, dest / keep)
+    if (out / "tokenizer.json").is_file() and "tokenizer" in json.dumps(config):
+        shutil.copyfile(out / "tokenizer.json", dest / "tokenizer.json")  # rows are compared by token
     shutil.rmtree(out)
     print(f"{name}: {sum(f.stat().st_size for f in dest.iterdir()) // 1024} KiB")
 
