@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from publisher.errors import PublisherError
 from publisher.manifest import MANIFEST_FILE, Manifest, load_manifest
 
 
@@ -48,7 +49,10 @@ def pin_variants(build_dir: Path, commit: str, log: Callable[[str], None]) -> bo
 
     if rendered_here(build_dir):
         log(f"variants pinned to the merged model's commit {commit[:7]}; re-rendering the cards")
-        rerender(build_dir, warn=lambda _w: None)
+        try:
+            rerender(build_dir, warn=lambda _w: None)
+        except PublisherError as e:  # e.g. the parents' cards are out of reach now: the manifest is pinned
+            log(f"cards not re-rendered ({e.what}); run `publisher card` to show the pin")
     else:
         log(f"variants pinned to the merged model's commit {commit[:7]} (cards not rendered by publisher: left as they are)")
     return True
