@@ -11,7 +11,9 @@ the disk used under the client's folders (HF cache, builds, temp; sparse holes c
 1. read alone: every byte of both parents over HTTP (GET, discarded): the read floor;
 2. upload alone: the outputs of (3) committed to a fresh repo with huggingface_hub: the upload floor;
 3. today: ``publisher build`` (snapshot_download of the parents, merge, write) then ``publisher publish``;
-4. streaming: ``publisher build --publish`` (Range reads, shards uploaded as written, one commit).
+4. streaming: ``publisher build --publish`` (Range reads, shards uploaded as written, one commit);
+
+and, as a third floor, the merge alone (``publisher build`` from the parents' folders, no network).
 
 Everything under ``--work`` is deleted at the end (parents, the Hub's data, the builds).
 """
@@ -181,6 +183,17 @@ def main() -> int:
                            PUBLISHER_CACHE=str(home / "pcache"))
                 return env, home
 
+            (work / "local.yaml").write_text(
+                RECIPE.format(name="bench/local", layers=args.layers)
+                .replace("bench/parent-a", str(folders["bench/parent-a"]))
+                .replace("bench/parent-b", str(folders["bench/parent-b"])))
+            env, home = client("merge")
+            results["merge alone (local parents, no network)"] = run(
+                [py, "-m", "publisher.cli", "build", str(work / "local.yaml"), "--out", str(home / "build"), "--quiet",
+                 "--no-card", "--max-shard-size", str(shard), "--threads", str(args.threads)], env, [home])
+            shutil.rmtree(home)
+            print("merge floor done", flush=True)
+
             env, home = client("read")
             results["read alone (HTTP GET of both parents)"] = run(
                 [py, "-c", READ_ALL, server.url, token, *folders], env, [home])
@@ -227,8 +240,10 @@ def main() -> int:
     for name, (wall, rss, cpu, disk) in results.items():
         print(f"| {name} | {wall:.1f} | {rss:.2f} | {cpu:.1f} | {disk / 1e9:.2f} |")
     floor = max(results["read alone (HTTP GET of both parents)"][0], results["upload alone (huggingface_hub, the outputs)"][0])
+    merge = results["merge alone (local parents, no network)"][0]
     stream = results["streaming: build --publish"]
-    print(f"streaming wall / max(read, upload) = {stream[0] / floor:.2f} (target <= 1.2)")
+    print(f"streaming wall / max(read, upload) = {stream[0] / floor:.2f} (target <= 1.2); "
+          f"/ max(read, upload, merge alone) = {stream[0] / max(floor, merge):.2f}")
     print(f"streaming peak disk {stream[3] / 1e9:.2f} GB vs bound 2 x shard + 0.3 GB = {(2 * shard + (300 << 20)) / 1e9:.2f} GB")
     print(f"streaming peak RSS {stream[1]:.2f} GiB (target <= 2.5 GiB); same weights as today's path: {same}; "
           f"commits: {commits}")

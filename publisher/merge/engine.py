@@ -30,6 +30,7 @@ from publisher.lazy import torch
 from publisher.merge.io import DoneShard, LocalSink, LocalSource, ShardSink, TensorSource
 from publisher.merge.methods import TensorJob
 from publisher.merge.plan import MergePlan, TensorPlan
+from publisher.merge.progress import MergeProgress
 from publisher.tensors import (
     ITEMSIZE,
     FileDigest,
@@ -70,48 +71,6 @@ class EngineStats:
     bytes_read: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
-
-
-class _Progress:
-    """Rich progress (tensors, GB read, GB/s, ETA) or nothing when quiet."""
-
-    def __init__(self, total_tensors: int, total_read: int, quiet: bool) -> None:
-        self.quiet = quiet
-        self._bar = None
-        if not quiet:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("[bold]merging"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[gb]:.2f} GB read"),
-                TextColumn("{task.fields[rate]:.2f} GB/s"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self._task = self._bar.add_task("merge", total=total_tensors, gb=0.0, rate=0.0)
-            self._bar.start()
-        self._start = time.monotonic()
-        self._read = 0
-
-    def advance(self, read_bytes: int) -> None:
-        self._read += read_bytes
-        if self._bar is not None:
-            elapsed = max(time.monotonic() - self._start, 1e-6)
-            self._bar.update(self._task, advance=1, gb=self._read / 1e9, rate=self._read / 1e9 / elapsed)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def job_bytes(plan: MergePlan, t: TensorPlan, variants: int = 1) -> int:
@@ -329,7 +288,7 @@ class Engine:
             (i, t) for i, t in enumerate(self.plan.tensors)
             if any(w.needs(produced[i][k]) for k, w in enumerate(writers))
         ]
-        progress = _Progress(len(todo), sum(self.plan.input_bytes(t) for _, t in todo), self.quiet)
+        progress = MergeProgress(len(todo), sum(self.plan.input_bytes(t) for _, t in todo), self.quiet)
         self.source.start([self.plan.models[m].files.tensors[name] for _, t in todo for m, name in t.sources])
 
         def on_shard_done(key: str, digest: FileDigest) -> None:
