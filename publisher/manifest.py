@@ -26,6 +26,7 @@ lives in ``build.json``, beside it, for people and for the card's default date.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,7 @@ BUILD_RECORD_FILE = "build.json"
 RECIPE_FILE = "recipe.yaml"
 VARIANTS_DIR = "variants"
 MANIFEST_SCHEMA = 2
+QUANTIZE_ONLY = "none"  # Manifest.merge_method of a standalone quantization (``publisher quantize``)
 _LEGACY_FIELDS = ("created", "timings")  # schema 1 kept these (and input paths) in the manifest
 
 
@@ -148,11 +150,12 @@ class Manifest(_Strict):
 class BuildRecord(_Strict):
     """This machine's record of a build (``build.json``): never published, never compared."""
 
-    created: datetime  # build time (UTC)
+    created: datetime | None = None  # build time (UTC); None for a copy of a published version
     timings: Timings = Field(default_factory=Timings)
     recipe_path: str | None = None  # the recipe file as given
     recipe_sha256: str | None = None  # of the recipe as given (before parents were named portably)
     parent_folders: dict[str, str] = Field(default_factory=dict)  # manifest ref -> folder read
+    card_settings: dict[str, Any] = Field(default_factory=dict)  # how the cards were last rendered
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
@@ -165,6 +168,13 @@ def load_build_record(build_dir: Path) -> BuildRecord | None:
         return BuildRecord.model_validate_json(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def write_build_record(build_dir: Path, record: BuildRecord) -> None:
+    path = Path(build_dir) / BUILD_RECORD_FILE
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(record.to_json())
+    os.replace(tmp, path)
 
 
 def load_manifest(build_dir: Path) -> Manifest:

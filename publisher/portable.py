@@ -88,12 +88,23 @@ def _model_scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode) and key.value in MODEL_KEYS and isinstance(value, yaml.ScalarNode):
                 out.append(value)
+            elif isinstance(key, yaml.ScalarNode) and key.value in MODEL_KEYS and _path_of(value) is not None:
+                out.append(_path_of(value))  # type: ignore[arg-type]  # mergekit's {path: ..., revision: ...}
             else:
                 out += _model_scalars(value)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
             out += _model_scalars(item)
     return out
+
+
+def _path_of(node: yaml.Node) -> yaml.ScalarNode | None:
+    """The ``path`` scalar of a ``{path: ..., revision: ...}`` model mapping."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    keys = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+    path = keys.get("path")
+    return path if isinstance(path, yaml.ScalarNode) and set(keys) <= {"path", "revision"} else None
 
 
 def rewrite_refs(text: bytes, names: dict[str, str], *, skip_keys: tuple[str, ...] = ("card",)) -> bytes:

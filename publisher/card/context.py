@@ -212,7 +212,7 @@ def model_context(
         },
         "license": _license_section(ctx),
         "evaluation": _evaluation_section(ctx, merged, is_quant),
-        "reproduce": reproduce_context(m, ctx.recipe.text, model_name),
+        "reproduce": reproduce_context(m, ctx.recipe.text, merged.repo_id or m.recipe_name or "model"),
         "provenance": {
             "inputs": m.inputs,
             "seed": m.seed,

@@ -23,13 +23,13 @@ DIST_NAME = "publisher"
 def default_published(build_dir: Path) -> date:
     """The build's date when this machine built it, else today (UTC)."""
     record = load_build_record(build_dir)
-    return record.created.date() if record is not None else datetime.now(UTC).date()
+    return record.created.date() if record is not None and record.created else datetime.now(UTC).date()
 
 
 def built_at(build_dir: Path) -> datetime:
     """When this machine built it (``build.json``), else when its manifest.json was written."""
     record = load_build_record(build_dir)
-    if record is not None:
+    if record is not None and record.created:
         return record.created
     return datetime.fromtimestamp((Path(build_dir) / MANIFEST_FILE).stat().st_mtime, UTC).replace(microsecond=0)
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import jinja2
 
-from publisher.card import evals, params
+from publisher.card import evals, params, settings
 from publisher.card.context import BuildContext, card_strip, model_context
 from publisher.card.facts import ModelFacts, Strip, model_facts, strip_of
-from publisher.card.fetchers import CardFetcher, HubFetcher
+from publisher.card.fetchers import CardFetcher, FolderFetcher, HubFetcher
 from publisher.card.frontmatter import front_matter
 from publisher.card.identity import FIXED_DATE, identity_of, stamp
 from publisher.card.license_check import LicenseReport, check_licenses, derive_license
@@ -42,7 +42,7 @@ from publisher.card.templates import (
 from publisher.card.validate import validate_card_text
 from publisher.check.card import add_measured, measured_context
 from publisher.errors import CardError, LicenseError, PublisherError
-from publisher.manifest import RECIPE_FILE, Manifest, Variant, load_manifest
+from publisher.manifest import QUANTIZE_ONLY, RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
 from publisher.recipe import LoadedRecipe, load_recipe
 from publisher.references import base_of
@@ -148,6 +148,8 @@ def render_cards(
                 warn(text)
 
     manifest = load_manifest(build_dir)
+    if manifest.merge_method == QUANTIZE_ONLY:  # a `publisher quantize` output: one source, no merge
+        return _quantization_card(build_dir, manifest, published, link_base, templates_dir, write)
     recipe_path = build_dir / RECIPE_FILE
     if not recipe_path.is_file():
         raise CardError("recipe.yaml is missing from the build", where=str(build_dir), fix="rebuild")
@@ -217,7 +219,34 @@ def render_cards(
         for c in cards:
             result.written.append(write_atomic(c.path, c.text))
             result.written += write_eval_results(c.folder, c.extra_files)
+        settings.remember(build_dir, settings.CardSettings(
+            strict=strict, template=_abs(template), recipes_dir=_abs(recipes_dir), recipe_dir=_abs(recipe_dir),
+            templates_dir=_abs(templates_dir), published=published, max_depth=max_depth, link_base=link_base,
+            endpoint=endpoint if fetcher is None else getattr(fetcher, "endpoint", None),
+            cache_dir=_abs(cache_dir if fetcher is None else getattr(fetcher, "cache_dir", None)),
+            cards_dir=_abs(fetcher.root) if isinstance(fetcher, FolderFetcher) else None,
+        ))
     return result
+
+
+def _quantization_card(
+    build_dir: Path, manifest: Manifest, published: date | None, link_base: str, templates_dir: Path | None, write: bool
+) -> CardsResult:
+    from publisher.card.quantized import render_quantized_card
+
+    text, strip, facts = render_quantized_card(
+        build_dir, manifest, published=published, link_base=link_base, templates_dir=templates_dir
+    )
+    v = manifest.variants[0]
+    card = RenderedCard(v.name, v.repo_id, build_dir, text, strip, facts)
+    result = CardsResult(cards=[card], warnings=[])
+    if write:
+        result.written.append(write_atomic(card.path, text))
+    return result
+
+
+def _abs(path: Path | None) -> str | None:
+    return str(Path(path).absolute()) if path is not None else None
 
 
 def write_eval_results(folder: Path, files: dict[str, str]) -> list[Path]:
@@ -357,7 +386,10 @@ def _render_variant(
     # the same card at a fixed date: what the card says, whatever day it is rendered (identity.py)
     fixed = model_context(dataclasses.replace(ctx, published=FIXED_DATE), variant, facts, merged, link_base)
     fixed["measured"] = context["measured"]
-    text = stamp(text, identity_of(_card_text(data, render_template(env, tpl_name, fixed))))
+    same = _card_text(data, render_template(env, tpl_name, fixed))
+    if context["measured"]:  # the day the gate measured is no more part of what the card says
+        same = same.replace(str(context["measured"]["date"]), FIXED_DATE.isoformat())
+    text = stamp(text, identity_of(same))
     where = str(folder / README)
     parsed = validate_card_text(text, where)
     if parsed.data.to_dict() != data.to_dict():

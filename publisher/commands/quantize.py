@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=str(DEFAULT_MAX_SHARD_BYTES),
         help="largest shard, e.g. 5GB (default 5GB)",
     )
+    p.add_argument("--name", metavar="REPO_ID", help="the repo it publishes to (publisher publish), e.g. org/model-FP8")
+    p.add_argument("--version", metavar="VERSION", default="1.0.0", help="the version it publishes as (tag v{version}; default 1.0.0)")
     p.add_argument("--fsync", action="store_true", help="fsync each shard before it is renamed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -64,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     max_shard = _shard_size(args.max_shard_size)
+    if args.name is not None:
+        from publisher.hub.ids import InvalidName, split_repo_id
+
+        try:
+            split_repo_id(args.name)
+        except InvalidName as e:
+            raise QuantizeError(str(e), where="--name", fix="use namespace/name") from None
     if args.threads is not None and args.threads < 1:
         raise QuantizeError("--threads must be at least 1", where="--threads")
     console = Console(stderr=True, highlight=False)
@@ -91,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
             max_shard_bytes=max_shard,
             fsync=args.fsync,
             progress=lambda n: bar.advance(task, n),
+            repo_id=args.name,
+            version=args.version,
         )
     Console(highlight=False, soft_wrap=True).print(
         f"{result.scheme}: {result.quantized} tensors to FP8, {result.kept} kept "

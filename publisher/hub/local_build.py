@@ -15,7 +15,14 @@ import yaml
 from publisher.check.results import CHECKS_FILE
 from publisher.errors import CardError, PublishError, RecipeError
 from publisher.hub.ids import InvalidName, check_path_in_repo, split_repo_id
-from publisher.manifest import MANIFEST_FILE, RECIPE_FILE, VARIANTS_DIR, Manifest, load_manifest
+from publisher.manifest import (
+    MANIFEST_FILE,
+    QUANTIZE_ONLY,
+    RECIPE_FILE,
+    VARIANTS_DIR,
+    Manifest,
+    load_manifest,
+)
 
 CARD = "README.md"
 EVAL_RESULTS = ".eval_results/"  # the Hub's evaluation files, written beside the card by the card stage
@@ -101,7 +108,8 @@ def read_build(build_dir: Path) -> tuple[Manifest, list[VariantBuild]]:
         if not v.repo_id:
             raise PublishError(
                 f"variant {v.name!r} has no repo id", where=str(build_dir / MANIFEST_FILE),
-                fix="add `name: namespace/model` to the recipe and rebuild",
+                fix="re-run `publisher quantize` with --name namespace/model" if manifest.merge_method == QUANTIZE_ONLY
+                else "add `name: namespace/model` to the recipe and rebuild",
             )
         try:
             split_repo_id(v.repo_id)

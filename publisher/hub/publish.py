@@ -19,6 +19,7 @@ without its tag; a re-run finds the commit's content on main and only adds the t
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,7 @@ from publisher.hub.local_build import (
     publish_settings,
     read_build,
 )
+from publisher.hub.pinning import pin_variants, shadow_copy, unpinned
 from publisher.hub.publish_plan import (
     Change,
     PublishReport,
@@ -122,6 +124,10 @@ class Publisher:
                 return Path(local).read_text(encoding="utf-8", errors="replace")
 
         return read
+
+    def tag_commit(self, repo_id: str, tag: str) -> str | None:
+        refs = self._refs(repo_id)
+        return refs[1].get(tag) if refs is not None else None
 
     def _refs(self, repo_id: str) -> tuple[str | None, dict[str, str]] | None:
         """(main's head, {tag: commit}), or None when the repo does not exist (or is not visible)."""
@@ -316,13 +322,7 @@ def publish(
     settings = publish_settings(build_dir)
     private = settings.private
     for b in builds:
-        result = check_card(b.card)
-        if result.errors:
-            raise CardError(
-                f"the card would be rejected: {'; '.join(result.errors)}", where=str(b.folder / CARD),
-                fix="fix the card (or the recipe's card section) and run `publisher card` again",
-            )
-        _parse_with_client(b)
+        _check_offline(b)
 
     endpoint = resolve_endpoint(endpoint)
     token = resolve_token(token)
@@ -336,27 +336,76 @@ def publish(
     publisher = Publisher(api, token, retry or Retry(), log, settings.commit_message)
     try:
         with client_settings(endpoint):
-            return _run(publisher, builds, manifest, version, tag, private, dry_run, endpoint, token)
+            return _run(publisher, build_dir, builds, manifest, version, tag, private, dry_run, endpoint, token)
     except Unreachable as e:
         if e.repo_id:
             raise
         raise Unreachable(e.base_url, e.reason, ", ".join(b.repo_id for b in builds)) from None
 
 
+def _check_offline(b: VariantBuild) -> None:
+    result = check_card(b.card)
+    if result.errors:
+        raise CardError(
+            f"the card would be rejected: {'; '.join(result.errors)}", where=str(b.folder / CARD),
+            fix="fix the card (or the recipe's card section) and run `publisher card` again",
+        )
+    _parse_with_client(b)
+
+
+def _pinned(
+    publisher: Publisher, build_dir: Path, builds: list[VariantBuild], tag: str,
+    scratch: contextlib.ExitStack | None = None,
+) -> list[VariantBuild]:
+    """The builds, each quantized variant pinned to the merged repo's commit at ``tag`` when it exists.
+
+    ``scratch``: a dry run pins a hard-linked copy (in a folder beside the build, removed with it).
+    """
+    merged = next((b for b in builds if b.name == "merged"), None)
+    commit = publisher.tag_commit(merged.repo_id, tag) if merged is not None else None
+    if commit is None or not unpinned(build_dir, commit):
+        return builds
+    if scratch is not None:
+        shadow = scratch.enter_context(tempfile.TemporaryDirectory(prefix=f".{build_dir.name}.dry-", dir=build_dir.parent))
+        build_dir = shadow_copy(build_dir, Path(shadow))
+    pin_variants(build_dir, commit, publisher.log)
+    _, fresh = read_build(build_dir)
+    for b in fresh:
+        if b.name != "merged":
+            _check_offline(b)
+            _validate_remote(publisher, b)
+    return fresh
+
+
 def _run(
-    publisher: Publisher, builds: list[VariantBuild], manifest: Manifest, version: str, tag: str,
+    publisher: Publisher, build_dir: Path, builds: list[VariantBuild], manifest: Manifest, version: str, tag: str,
     private: bool, dry_run: bool, endpoint: str, token: str | None,
 ) -> PublishReport:
     try:
         for b in builds:
             _validate_remote(publisher, b)
+        if dry_run:
+            with contextlib.ExitStack() as scratch:
+                builds = _pinned(publisher, build_dir, builds, tag, scratch)
+                plans = [publisher.plan(b, tag, private) for b in builds]
+            conflicts = [p for p in plans if p.state == "conflict"]
+            if conflicts:
+                raise _conflict(conflicts[0])
+            return PublishReport(endpoint, version, True, [_dry(p) for p in plans])
+        builds = _pinned(publisher, build_dir, builds, tag)
         plans = [publisher.plan(b, tag, private) for b in builds]
         conflicts = [p for p in plans if p.state == "conflict"]
         if conflicts:
             raise _conflict(conflicts[0])
-        if dry_run:
-            return PublishReport(endpoint, version, True, [_dry(p) for p in plans])
-        results = [publisher.execute(p, version, manifest) for p in plans]
+        results = []
+        for plan in plans:
+            if plan.build.name != "merged":  # the merged repo is published by now: pin to its commit
+                fresh = {b.name: b for b in _pinned(publisher, build_dir, builds, tag)}
+                if fresh[plan.build.name] is not plan.build:
+                    plan = publisher.plan(fresh[plan.build.name], tag, private)
+                    if plan.state == "conflict":
+                        raise _conflict(plan)
+            results.append(publisher.execute(plan, version, manifest))
     except KeyboardInterrupt:
         raise Interrupted(
             "interrupted: every repo is at its previous version or fully committed",

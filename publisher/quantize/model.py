@@ -24,6 +24,7 @@ from publisher.lazy import torch
 from publisher.quantize import fp8
 from publisher.quantize.fp8 import bands, quantize_band
 from publisher.quantize.plan import VariantPlan, plan_variant, scale_name
+from publisher.quantize.provenance import source_files, write_quantize_manifest
 from publisher.quantize.schemes import DEFAULT_SCHEME, Scheme
 from publisher.quantize.writer import DEFAULT_MAX_SHARD_BYTES, VariantWriter
 from publisher.tensors import FileDigest, ModelFiles, PlannedTensor, TensorInfo, TensorReader
@@ -86,10 +87,17 @@ def quantize_model(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     fsync: bool = False,
     progress: Callable[[int], None] | None = None,
+    repo_id: str | None = None,
+    version: str | None = None,
 ) -> QuantizeResult:
-    """Quantize the model in ``model_dir`` into a new folder ``out``; bad input raises before writing."""
+    """Quantize the model in ``model_dir`` into a new folder ``out``; bad input raises before writing.
+
+    ``out`` gets a manifest (``quantize/provenance.py``): ``publisher card`` and ``publisher
+    publish`` take it like a build; ``repo_id``/``version`` are where and as what it publishes.
+    """
     started = time.perf_counter()
     model_dir, out = Path(model_dir), Path(out)
+    ignore = list(ignore)
     files = ModelFiles.open(model_dir)
     if not (model_dir / "config.json").is_file():
         raise SourceError("no config.json", where=str(model_dir), fix="a model folder needs its config.json")
@@ -109,6 +117,12 @@ def quantize_model(
         with TensorReader() as reader, ThreadPoolExecutor(workers, thread_name_prefix="fp8") as pool:
             _stream(reader, pool, workers, _jobs(order, plan), plan, writer, progress)
         digests = writer.finish(files.config, support_from=model_dir)
+        write_quantize_manifest(
+            tmp, model_dir=model_dir, source=source_files(model_dir, files, workers), outputs=digests,
+            scheme=plan.scheme.name, suffix=plan.scheme.suffix, ignore=list(ignore),
+            parameter_count=sum(t.numel for t in order), dtype="F8_E4M3", repo_id=repo_id, version=version,
+            seconds=time.perf_counter() - started,
+        )
         os.rename(tmp, out)
     except BaseException:
         writer.abort()

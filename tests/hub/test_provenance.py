@@ -101,15 +101,30 @@ def test_rebuild_elsewhere_publishes_nothing_and_no_machine_path_is_published(hu
     (out2 / BUILD_RECORD_FILE).write_text(later.to_json())
     cli("card", out2, env=env2)  # the card now shows another date: the same card all the same
 
-    assert (one / "work" / "out" / "manifest.json").read_bytes() == (out2 / "manifest.json").read_bytes()
-    assert (one / "work" / "out" / "variants/FP8/manifest.json").read_bytes() == (out2 / "variants/FP8/manifest.json").read_bytes()
-    assert (one / "work" / "out" / "README.md").read_text() != (out2 / "README.md").read_text()  # the date
+    out1 = one / "work" / "out"
+    assert (out1 / "manifest.json").read_bytes() == (out2 / "manifest.json").read_bytes()
+    assert (out1 / "README.md").read_text() != (out2 / "README.md").read_text()  # the date
+    unpinned = (out2 / "variants/FP8/manifest.json").read_bytes()
+    dry = cli("publish", out2, "--dry-run", env=env2)  # pins a hard-linked copy, never the build
+    assert "would" not in dry.stdout and "conflict" not in dry.stdout, dry.stdout
+    assert (out2 / "variants/FP8/manifest.json").read_bytes() == unpinned
+    assert sorted(p.name for p in out2.parent.iterdir()) == ["again"]
     before = dict(hub.server.app.stats)
     heads = {r: hub.api().list_repo_commits(r)[0].commit_id for r in ("acme/merge", "acme/merge-FP8")}
     done = cli("publish", out2, env=env2)
     assert "up to date" in done.stdout and "published" not in done.stdout, done.stdout
     assert writes(hub, before) == {}
     assert {r: hub.api().list_repo_commits(r)[0].commit_id for r in heads} == heads
+    # the FP8 repo's own manifest and card pin the merged commit; the rebuild was pinned to the same one
+    merged_commit = hub.api().list_repo_refs("acme/merge").tags[0].target_commit
+    assert (out1 / "variants/FP8/manifest.json").read_bytes() == (out2 / "variants/FP8/manifest.json").read_bytes()
+    fp8 = published_files(hub, "acme/merge-FP8", tmp_path / "check-fp8")
+    own = json.loads(fp8["manifest.json"])
+    assert own["quantized_from"]["repo_id"] == "acme/merge" and own["quantized_from"]["revision"] == merged_commit
+    assert own["out_dtype"] == "F8_E4M3" and [v["name"] for v in own["variants"]] == ["FP8"]
+    fp8_card = fp8["README.md"].decode()
+    assert f"at commit `{merged_commit}`" in fp8_card
+    assert "**Weights dtype:** F8\\_E4M3" in fp8_card and "Output dtype" not in fp8_card
 
     # nothing on the Hub names a folder of either machine
     manifest = load_manifest(out2)
@@ -130,7 +145,7 @@ def test_rebuild_elsewhere_publishes_nothing_and_no_machine_path_is_published(hu
 
 def test_local_parents_are_named_by_folder_and_marked_local(hub: Hub, tmp_path: Path) -> None:
     parents = tmp_path / "my" / "models"
-    folders = {r: seed_folder for r, seed_folder in ((r, _standin(r, parents)) for r in PARENTS)}
+    folders = {r: _standin(r, parents) for r in PARENTS}
     env = hub_env(hub, tmp_path / "home", tmp_path / "hf-cache")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE.format(a=folders["acme/base-a"], b=folders["acme/base-b"]))
