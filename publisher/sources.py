@@ -22,7 +22,7 @@ from publisher.lora import LoraAdapter, open_adapter
 from publisher.manifest import FileEntry, InputModel, LoraInput
 from publisher.portable import PortableName, portable_name
 from publisher.references import parse_reference
-from publisher.tensors import PICKLE_SUFFIXES, ModelFiles, sha256_file
+from publisher.tensors import ModelFiles, require_hub_safetensors, sha256_file
 
 HUB_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -189,15 +189,7 @@ def _download(
             offline = bool(constants.HF_HUB_OFFLINE)
             if not offline:
                 files = HfApi(endpoint=endpoint, token=token or False).list_repo_files(repo_id, revision=revision)
-                if not any(f.endswith(".safetensors") for f in files):
-                    pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
-                    if pickles:
-                        raise SourceError(
-                            f"{repo_id} has only pickle checkpoints ({', '.join(pickles[:3])}); publisher never unpickles",
-                            where=where,
-                            fix="use a revision with safetensors weights, or convert the model first",
-                        )
-                    raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
+                require_hub_safetensors(repo_id, files, where)
             folder = snapshot_download(
                 repo_id,
                 revision=revision,

@@ -97,6 +97,21 @@ DTYPE_ALIASES: dict[str, str] = {
 }
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def require_hub_safetensors(repo_id: str, paths: Iterable[str], where: str) -> None:
+    """A Hub repo's file list must hold safetensors weights: pickles are never loaded."""
+    paths = list(paths)
+    if any(p.endswith(".safetensors") for p in paths):
+        return
+    pickles = [p for p in paths if p.endswith(PICKLE_SUFFIXES)]
+    if pickles:
+        raise SourceError(
+            f"{repo_id} has only pickle checkpoints ({', '.join(pickles[:3])}); publisher never unpickles",
+            where=where,
+            fix="use a revision with safetensors weights, or convert the model first",
+        )
+    raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 

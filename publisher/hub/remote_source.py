@@ -31,7 +31,7 @@ from publisher.hub.remote import (
     resolve_endpoint,
     resolve_token,
 )
-from publisher.tensors import MAX_HEADER_BYTES, PICKLE_SUFFIXES
+from publisher.tensors import MAX_HEADER_BYTES, require_hub_safetensors
 
 if TYPE_CHECKING:
     import httpx2
@@ -161,15 +161,7 @@ def _pin(repo_id: str, revision: str | None, endpoint: str, token: str | None, r
         s.rfilename: RemoteFile(s.rfilename, int(s.size or 0), s.lfs.sha256 if s.lfs else None)
         for s in (info.siblings or [])
     }
-    if not any(p.endswith(".safetensors") for p in files):
-        pickles = [p for p in files if p.endswith(PICKLE_SUFFIXES)]
-        if pickles:
-            raise SourceError(
-                f"{repo_id} has only pickle checkpoints ({', '.join(pickles[:3])}); publisher never unpickles",
-                where=where,
-                fix="use a revision with safetensors weights, or convert the model first",
-            )
-        raise SourceError(f"{repo_id} has no *.safetensors files", where=where)
+    require_hub_safetensors(repo_id, files, where)
     return RemoteParent(repo_id, str(info.sha), endpoint, token, files)
 
 

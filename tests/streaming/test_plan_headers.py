@@ -75,3 +75,21 @@ def test_plan_of_a_missing_repo_is_one_line(parents: Parents, tmp_path: Path) ->
                                          "HF_HOME": str(tmp_path / "hf")})
     assert done.returncode == 2
     assert "acme/nope not found" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_pickle_only_hub_parent_is_refused_in_one_line(parents: Parents, tmp_path: Path) -> None:
+    api = parents.api()
+    api.create_repo("acme/pickled")
+    api.upload_file(path_or_fileobj=b"\x80\x04not really a pickle", path_in_repo="pytorch_model.bin", repo_id="acme/pickled")
+    api.upload_file(path_or_fileobj=b"{}\n", path_in_repo="config.json", repo_id="acme/pickled")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(recipe_text("acme/base-a", "acme/pickled"))
+    env = {"HF_ENDPOINT": parents.url, "HF_TOKEN": parents.token, "HF_HOME": str(tmp_path / "hf")}
+    for command in ("plan", "build"):
+        args = (command, str(recipe)) if command == "plan" else (command, str(recipe), "--out", str(tmp_path / "out"))
+        done = cli(*args, env=env)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "acme/pickled has only pickle checkpoints (pytorch_model.bin)" in lines[0], done.stderr
+        assert "never unpickles" in lines[0] and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
