@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from publisher.errors import SourceError
-from publisher.hub.remote_source import RemoteParent
+from publisher.hub.remote_source import SMALL_PATTERNS, RemoteParent
 from publisher.lora import LoraAdapter, open_adapter
 from publisher.manifest import FileEntry, InputModel, LoraInput
 from publisher.portable import PortableName, portable_name
@@ -26,17 +26,7 @@ from publisher.tensors import ModelFiles, require_hub_safetensors, sha256_file
 
 HUB_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-ALLOW_PATTERNS = [
-    "*.safetensors",
-    "*.json",
-    "tokenizer*",
-    "*.model",
-    "*.tiktoken",
-    "vocab.*",
-    "merges.txt",
-    "*.jinja",
-    "README.md",
-]
+ALLOW_PATTERNS = ["*.safetensors", *SMALL_PATTERNS]  # what a snapshot of a parent downloads
 OFFLINE_FIX = "unset HF_HUB_OFFLINE, point HF_ENDPOINT at a reachable Hub (`publisher hub serve` runs one locally)"
 HASH_CACHE = Path(os.environ.get("PUBLISHER_CACHE", Path.home() / ".cache" / "publisher")) / "sha256.json"
 
@@ -100,7 +90,7 @@ def resolve(
     local = local_candidate(ref, recipe_dir) or local_candidate(str(parsed.model.path), recipe_dir)
     if local is not None:
         return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
-    m = HUB_REF_RE.match(ref)
+    m = HUB_REF_RE.fullmatch(ref)
     if ref.startswith(PATH_PREFIXES) or (m is None and _is_path(ref)):
         raw = Path(ref).expanduser()
         raise SourceError(
@@ -137,7 +127,7 @@ def resolve_adapter(ref: str, *, recipe_dir: Path, where: str, endpoint: str | N
     local = local_candidate(ref, recipe_dir)
     revision: str | None = None
     if local is None:
-        m = HUB_REF_RE.match(ref)
+        m = HUB_REF_RE.fullmatch(ref)
         if m is None:
             raise SourceError(f"LoRA '{ref}' is neither an existing folder nor a Hub repo id", where=where)
         local, revision = _download(m.group("repo"), m.group("rev"), where, endpoint, token)
@@ -227,7 +217,7 @@ def _download(
             ) from None
         raise
     path = Path(folder)
-    sha = path.name if SHA_RE.match(path.name) else (revision or "")
+    sha = path.name if SHA_RE.fullmatch(path.name) else (revision or "")
     return path, sha
 
 
@@ -313,7 +303,7 @@ def lora_entry(model: ResolvedModel) -> LoraInput | None:
     """The adapter of a LoRA parent, by repo id when it came from the Hub, else by folder name."""
     if model.lora is None:
         return None
-    hub = HUB_REF_RE.match(model.lora.ref) if model.lora.revision is not None else None
+    hub = HUB_REF_RE.fullmatch(model.lora.ref) if model.lora.revision is not None else None
     if hub:
         return LoraInput(ref=model.lora.ref, repo_id=hub.group("repo"), revision=model.lora.revision)
     name = portable_name(model.lora.path)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 SMALL_FILE_LIMIT = 64 << 20  # configs, tokenizer, card: never more than this
 HEADER_ONLY_MARK = ".header-only"
+# The small files of a parent (configs, tokenizer, card): read whole, by every kind of source.
 SMALL_PATTERNS = (
     "*.json",
     "tokenizer*",
