@@ -96,6 +96,7 @@ class HubApp:
         self.trusted = trusted.TrustedPublishing(self.root, self._secret())
         self.router = Router()
         self.stats: Counter[str] = Counter()  # "PUT /lfs-upload/{ticket}" → requests routed
+        self.finished: Counter[str] = Counter()  # the same keys → handlers returned or failed (tests wait on it)
         self.sent: Counter[str] = Counter()  # request path → response body bytes sent (tests count downloads)
         self._stats_lock = threading.Lock()
         for module in ROUTE_MODULES:
@@ -128,9 +129,14 @@ class HubApp:
             raise NotFound(f"no route for {req.method} {req.path}: the local Hub does not serve this (README: local Hub)")
         handler, params, pattern = match
         req.params = params
+        key = f"{req.method} {pattern}"
         with self._stats_lock:
-            self.stats[f"{req.method} {pattern}"] += 1
-        return handler(req)
+            self.stats[key] += 1
+        try:
+            return handler(req)
+        finally:
+            with self._stats_lock:
+                self.finished[key] += 1
 
     def record_sent(self, path: str, nbytes: int) -> None:
         with self._stats_lock:
