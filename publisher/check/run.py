@@ -46,7 +46,7 @@ def settings_of(build_dir: Path) -> ChecksSection:
     return load_recipe(path).recipe.checks
 
 
-def _with_options(settings: ChecksSection, options: CheckOptions) -> ChecksSection:
+def with_options(settings: ChecksSection, options: CheckOptions) -> ChecksSection:
     changes = {k: v for k, v in vars(options).items() if v is not None}
     return settings.model_copy(update=changes) if changes else settings
 
@@ -63,7 +63,7 @@ def check_build(
 
     build_dir = Path(build_dir)
     manifest = load_manifest(build_dir)
-    settings = _with_options(settings or settings_of(build_dir), options or CheckOptions())
+    settings = with_options(settings or settings_of(build_dir), options or CheckOptions())
     say = log or (lambda _m: None)
     if (build_dir / HEADER_ONLY_MARK).is_file():
         raise PublisherError(
