@@ -82,7 +82,11 @@ def check_build(
     note = None
     stubs = _header_only_shards(build_dir) if settings.measure and not findings else []
     if stubs:
-        note = f"not measured: {stubs[0]} holds only its header (a streaming build uploaded its weights as written)"
+        note = (
+            f"not measured: this is a streaming build (build --publish, release --stream), which uploads each shard "
+            f"as it is written and keeps only its header on disk ({stubs[0]}), so no weights were left to run; "
+            "the same recipe built without streaming is measured by its build"
+        )
         say(note)
     measured = settings.measure and not findings and not stubs
     result = None
