@@ -12,6 +12,8 @@ FP8 variants are loaded as vLLM computes them (publisher.check.fp8sim).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -179,6 +181,27 @@ def _bands(rows: int, layout: ScaleLayout, band: int = 2048) -> list[tuple[int, 
     return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        return None
+
+
+def return_freed_memory() -> None:
+    """Hand the pages of a freed unit back to the OS (glibc keeps them resident otherwise).
+
+    A 7B layer's float32 weights and activations are freed after each unit, but glibc's heap
+    only shrinks from its top; small objects allocated meanwhile pin it, so without this the
+    resident set grows with every layer (2.77 GiB after 32 layers of a 7B, where one layer's
+    working set is ~1.6 GiB).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _tied_name(model: Any, param: str) -> str | None:
     """A tied head's weight lives under the embedding's name in the files."""
     if param != "lm_head.weight":
@@ -257,6 +280,7 @@ class StreamedModel:
                 for key, p in list(sub._parameters.items()):
                     if p is not None:
                         sub._parameters[key] = torch.nn.Parameter(p.to("meta"), requires_grad=False)
+            return_freed_memory()
             if self.check_finite:
                 tensor = output[0] if isinstance(output, tuple) else output
                 if isinstance(tensor, torch.Tensor) and not bool(torch.isfinite(tensor).all()):
