@@ -16,6 +16,7 @@ from huggingface_hub import snapshot_download
 
 from publisher.demo import seed_standins
 from publisher.manifest import BUILD_RECORD_FILE, BuildRecord, load_manifest
+from publisher.recipe import load_recipe
 from tests.hub.helpers import Hub
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -169,3 +170,89 @@ def _standin(repo_id: str, root: Path) -> Path:
     from publisher.demo import generate_standin
 
     return generate_standin(repo_id, root)
+
+
+LORA_RECIPE = """\
+# LoRA parents: adapters (and one base) read from folders of this machine, in each form mergekit reads
+name: acme/lora-merge
+version: 1.0.0
+merge:
+  merge_method: task_arithmetic
+  base_model: acme/base-a@{sha}
+  models:
+    - model: acme/base-a@{sha}+{style}
+      parameters: {{weight: 0.5}}
+    - model: {{model: acme/base-b, lora: ../adapters/tone}}
+      parameters: {{weight: 0.5}}
+    - model:
+        model: {{path: {local_base}}}
+        lora: {{path: {chat}}}
+      parameters: {{weight: 0.5}}
+  dtype: bfloat16
+quantize:
+  - scheme: fp8-dynamic
+card:
+  license: apache-2.0
+"""
+MULTI_RECIPE = """\
+name: stage-one
+merge_method: slerp
+base_model: acme/base-a
+slices:
+  - sources:
+      - model: acme/base-a
+        layer_range: [0, 32]
+      - model: acme/base-b+{style}
+        layer_range: [0, 32]
+parameters: {{t: 0.5}}
+dtype: bfloat16
+---
+name: acme/multi
+version: 1.0.0
+merge_method: linear
+models:
+  - model: stage-one
+    parameters: {{weight: 0.5}}
+  - model: ../models/acme--base-c
+    parameters: {{weight: 0.5}}
+dtype: bfloat16
+card:
+  license: apache-2.0
+"""
+
+
+def test_lora_and_multi_stage_parents_publish_no_path_of_this_machine(hub: Hub, tmp_path: Path) -> None:
+    from publisher.standins import TINY
+    from publisher.standins_lora import generate_lora
+
+    seed_standins(hub.url, hub.token, PARENTS, tmp_path / "standins")
+    sha = hub.api().list_repo_commits("acme/base-a")[0].commit_id
+    work = tmp_path / "work"
+    local_base = _standin("acme/base-c", work / "models")
+    adapters = {name: generate_lora(work / "adapters" / name, TINY, seed=seed, base_path=str(local_base))
+                for seed, name in enumerate(("style", "tone", "chat"))}
+    (work / "recipes").mkdir()
+    lora = work / "recipes" / "lora.yaml"
+    lora.write_text(LORA_RECIPE.format(sha=sha, style=adapters["style"], local_base=local_base, chat=adapters["chat"]))
+    multi = work / "recipes" / "multi.yaml"
+    multi.write_text(MULTI_RECIPE.format(style=adapters["style"]))
+    env = hub_env(hub, tmp_path / "home", tmp_path / "hf-cache")
+    for recipe in (lora, multi):
+        out = work / "out" / recipe.stem
+        cli("build", recipe, "--out", out, "--quiet", env=env)
+        cli("publish", out, env=env)
+
+    published = load_recipe(work / "out" / "lora" / "recipe.yaml").merge
+    assert [str(m.model) for m in published.models or []] == [
+        f"acme/base-a@{sha}+style", "acme/base-b+tone", "acme--base-c+chat"]
+    manifest = load_manifest(work / "out" / "lora")
+    assert [(i.ref, i.kind, i.lora.ref if i.lora else None) for i in manifest.inputs] == [
+        (f"acme/base-a@{sha}", "hub", None), (f"acme/base-a@{sha}+style", "hub", "style"),
+        ("acme/base-b+tone", "hub", "tone"), ("acme--base-c+chat", "local", "chat")]
+    machine = [str(tmp_path), str(Path.home()), str(ROOT_DIR), "/tmp/", "snapshots/", "models--", "../"]
+    for repo_id in ("acme/lora-merge", "acme/lora-merge-FP8", "acme/multi"):
+        files = published_files(hub, repo_id, tmp_path / "check" / repo_id)
+        assert {"manifest.json", "recipe.yaml", "README.md", "config.json"} <= set(files)
+        for name, data in files.items():
+            for path in machine:
+                assert path.encode() not in data, f"{repo_id}/{name} contains {path}"
