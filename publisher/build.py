@@ -14,14 +14,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.chat_templates import resolve_template
-from publisher.check.results import CheckReport
-from publisher.check.run import CheckOptions
 from publisher.errors import OutputError
 from publisher.manifest import (
     BUILD_RECORD_FILE,
@@ -68,6 +68,10 @@ from publisher.streaming import (
     remote_hashes,
 )
 from publisher.tensors import FileDigest, write_file_atomic
+
+if TYPE_CHECKING:  # the check stage (pydantic reports, transformers) is imported when a build runs it
+    from publisher.check.results import CheckReport
+    from publisher.check.run import CheckOptions
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -119,20 +123,30 @@ def resolve_models(
     for tok in loaded.merge.tokenizer_models():
         if tok not in refs:
             refs.append(tok)
-    models = {}
-    for ref in refs:
-        where = f"{reference_where(loaded, ref)}: model {ref}"
-        models[ref] = resolve(
+
+    def one(ref: str) -> ResolvedModel:
+        return resolve(
             ref,
             recipe_dir=loaded.path.parent,
-            where=where,
+            where=f"{reference_where(loaded, ref)}: model {ref}",
             pins=pins,
             recipe_outputs=recipe_outputs,
             endpoint=endpoint,
             token=token,
             headers_dir=headers_dir,
         )
-    return models
+
+    if headers_dir is None or len(refs) < 2:  # downloads: one at a time, as huggingface_hub shows them
+        return {ref: one(ref) for ref in refs}
+    # Header-only reads are a few small requests per parent: all parents at once. Results (and
+    # the first failure) are taken in recipe order, so what is reported does not depend on timing.
+    with ThreadPoolExecutor(max_workers=min(8, len(refs)), thread_name_prefix="resolve") as pool:
+        futures = [pool.submit(one, ref) for ref in refs]
+        try:
+            return {ref: f.result() for ref, f in zip(refs, futures, strict=True)}
+        finally:
+            for f in futures:
+                f.cancel()
 
 
 def load_plan(

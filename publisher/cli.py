@@ -25,14 +25,16 @@ COMMANDS = ("plan", "build", "quantize", "check", "card", "publish", "release", 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The program's parser; ``only``: the one command to register (the others' modules, some
+    heavy, are then never imported: ``plan`` does not load the Hub server or the engine)."""
     parser = argparse.ArgumentParser(
         prog="publisher",
         description="Turn recipe files into merged, FP8-quantized, carded and published models.",
     )
     parser.add_argument("--version", action="version", version=f"publisher {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"publisher.commands.{name}")
         except ModuleNotFoundError as e:
@@ -43,8 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named first in ``argv`` when it is one (then only its module is imported)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS and argv and argv[0] == first else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     fail_fast_when_unreachable()
     try:
