@@ -25,16 +25,21 @@ COMMANDS = ("plan", "build", "quantize", "check", "card", "publish", "release", 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The program's parser; ``only``: the one command to register (the others' modules, some
-    heavy, are then never imported: ``plan`` does not load the Hub server or the engine)."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Every command's parser, or only the named one's when ``argv`` names a command.
+
+    Registering a command imports its module; ``publisher check --no-measure`` must not pay for
+    the build engine, the Hub server or the demo (the structural checks take well under 2 s).
+    """
     parser = argparse.ArgumentParser(
         prog="publisher",
         description="Turn recipe files into merged, FP8-quantized, carded and published models.",
     )
     parser.add_argument("--version", action="version", version=f"publisher {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS if only is None else (only,):
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    named = words[0] if words and words[0] in COMMANDS else None
+    for name in (named,) if named else COMMANDS:
         try:
             module = importlib.import_module(f"publisher.commands.{name}")
         except ModuleNotFoundError as e:
@@ -45,15 +50,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _command(argv: Sequence[str]) -> str | None:
-    """The command named first in ``argv`` when it is one (then only its module is imported)."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    return first if first in COMMANDS and argv and argv[0] == first else None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command(argv))
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     fail_fast_when_unreachable()
     try:
@@ -68,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
+    from publisher.check.notorch import process_ends_after_command
+
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    process_ends_after_command()  # one command, then exit: `check --no-measure` may skip torch
     sys.exit(main())
 
 
