@@ -271,8 +271,21 @@ def _load_hash_cache() -> dict[str, str]:
 
 
 def _cache_key(path: Path) -> str:
+    """What must be unchanged for a remembered sha256 to hold: ctime too, which no copy
+    (``shutil.copy2`` keeps mtime) or ``os.utime`` can set back."""
     st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+
+
+RACY_SECONDS = 2.0  # a file changed this recently may change again within the same timestamp tick
+
+
+def _settled(path: Path, now: float) -> bool:
+    """Whether a file's timestamps are old enough to tell a later change apart (as git does for
+    "racily clean" entries): one written in the same clock tick as a change after hashing would
+    keep its size and mtime, and a remembered hash would then be wrong."""
+    st = path.stat()
+    return now - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > RACY_SECONDS
 
 
 def _blob_sha(path: Path) -> str | None:
@@ -303,16 +316,26 @@ def known_hashes(paths: list[Path]) -> dict[Path, str]:
 
 
 def remember_hashes(hashes: dict[Path, str]) -> None:
-    """Keep computed hashes (keyed by path, size, mtime and inode) so no build hashes a file twice."""
-    cache = _load_hash_cache()
-    for p, sha in hashes.items():
-        if _blob_sha(p) is None:
-            cache[_cache_key(p)] = sha
+    """Keep computed hashes (keyed by path, size, mtime, ctime and inode) so no build hashes a
+    file twice. Builds running at once each write their own temporary file, under a lock, over
+    what is on disk then: no writer's entries are lost or spliced into another's."""
+    import fcntl
+    import tempfile
+    import time
+
+    now = time.time()
+    fresh = {_cache_key(p): sha for p, sha in hashes.items() if _blob_sha(p) is None and _settled(p, now)}
+    if not fresh:
+        return
     try:
         HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = HASH_CACHE.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, HASH_CACHE)
+        with open(HASH_CACHE.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cache = _load_hash_cache() | fresh
+            fd, tmp = tempfile.mkstemp(prefix=f".{HASH_CACHE.name}.", dir=HASH_CACHE.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(cache))
+            os.replace(tmp, HASH_CACHE)
     except OSError:
         pass  # a cache we cannot write only costs time
 

@@ -70,6 +70,24 @@ def published_files(hub: Hub, repo_id: str, cache: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def differences(a: object, b: object, at: str = "") -> list[str]:
+    """Where two manifests (parsed JSON) differ, as ``path: a != b`` lines (files keyed by path)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in differences(a.get(k), b.get(k), f"{at}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if all(isinstance(x, dict) and "path" in x for x in [*a, *b]):
+            return differences({x["path"]: x for x in a}, {x["path"]: x for x in b}, at)
+        if len(a) == len(b):
+            return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{at}[{i}]")]
+    return [] if a == b else [f"{at}: {a!r} != {b!r}"]
+
+
+def assert_same_manifest(one: Path, two: Path) -> None:
+    """Byte-identical manifests; otherwise name every field and file whose hash differs."""
+    a, b = one.read_bytes(), two.read_bytes()
+    assert a == b, "\n".join(["manifests differ:", *differences(json.loads(a), json.loads(b))])
+
+
 def writes(hub: Hub, before: dict[str, int]) -> dict[str, int]:
     after = hub.server.app.stats
     return {k: after[k] - before.get(k, 0) for k in after if not k.startswith(("GET", "HEAD")) and after[k] != before.get(k, 0)
@@ -86,24 +104,25 @@ def test_rebuild_elsewhere_publishes_nothing_and_no_machine_path_is_published(hu
     recipe1 = one / "recipes" / "merge.yaml"
     recipe1.parent.mkdir(parents=True)
     recipe1.write_text(RECIPE.format(a=f"acme/base-a@{commits['acme/base-a']}", b=f"acme/base-b@{commits['acme/base-b']}"))
-    cli("build", recipe1, "--out", one / "work" / "out", "--quiet", env=env1)
+    cli("build", recipe1, "--out", one / "work" / "out", "--quiet", env={**env1, "PYTHONHASHSEED": "0"})
     cli("publish", one / "work" / "out", env=env1)
 
     # machine 2: another HF cache, the parents named by their cache snapshot folders, another day
     two = tmp_path / "elsewhere"
     snaps = {r: Path(snapshot_download(r, endpoint=hub.url, token=hub.token, cache_dir=two / "cache")) for r in PARENTS}
-    env2 = hub_env(hub, two, two / "other-cache")
+    # another thread count and another string-hash seed: neither may show in what a version is
+    env2 = {**hub_env(hub, two, two / "other-cache"), "PYTHONHASHSEED": "12345"}
     recipe2 = two / "merge.yaml"
     recipe2.write_text(RECIPE.format(a=snaps["acme/base-a"], b=snaps["acme/base-b"]))
     out2 = two / "builds" / "again"
-    cli("build", recipe2, "--out", out2, "--quiet", env=env2)
+    cli("build", recipe2, "--out", out2, "--quiet", "--threads", "1", env=env2)
     record = BuildRecord.model_validate_json((out2 / BUILD_RECORD_FILE).read_text())
     later = record.model_copy(update={"created": record.created.replace(year=record.created.year + 1)})
     (out2 / BUILD_RECORD_FILE).write_text(later.to_json())
     cli("card", out2, env=env2)  # the card now shows another date: the same card all the same
 
     out1 = one / "work" / "out"
-    assert (out1 / "manifest.json").read_bytes() == (out2 / "manifest.json").read_bytes()
+    assert_same_manifest(out1 / "manifest.json", out2 / "manifest.json")
     assert (out1 / "README.md").read_text() != (out2 / "README.md").read_text()  # the date
     unpinned = (out2 / "variants/FP8/manifest.json").read_bytes()
     dry = cli("publish", out2, "--dry-run", env=env2)  # pins a hard-linked copy, never the build
@@ -118,7 +137,7 @@ def test_rebuild_elsewhere_publishes_nothing_and_no_machine_path_is_published(hu
     assert {r: hub.api().list_repo_commits(r)[0].commit_id for r in heads} == heads
     # the FP8 repo's own manifest and card pin the merged commit; the rebuild was pinned to the same one
     merged_commit = hub.api().list_repo_refs("acme/merge").tags[0].target_commit
-    assert (out1 / "variants/FP8/manifest.json").read_bytes() == (out2 / "variants/FP8/manifest.json").read_bytes()
+    assert_same_manifest(out1 / "variants/FP8/manifest.json", out2 / "variants/FP8/manifest.json")
     fp8 = published_files(hub, "acme/merge-FP8", tmp_path / "check-fp8")
     own = json.loads(fp8["manifest.json"])
     assert own["quantized_from"]["repo_id"] == "acme/merge" and own["quantized_from"]["revision"] == merged_commit
