@@ -290,11 +290,17 @@ def build(
     """
     work = work_folder(Path(out).absolute())
     resuming = work.exists()
+    made = [p for p in work.parents if not p.exists()]  # folders above --out this build creates
     try:
         return _build(recipe_path, out, options, stream=stream, **resolve_kwargs)
     except Exception:
         if not resuming:
             shutil.rmtree(work, ignore_errors=True)
+            for folder in made:  # innermost first; only if still empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
         raise
 
 

@@ -120,7 +120,8 @@ def _does_not_exist(e: RepoNotFound, folder: Path) -> SourceError:
            else f"and no repo {e.repo_id} at {e.endpoint}")
     fix = (f"fix the path or the repo id; to fetch it, {OFFLINE_FIX}" if e.offline
            else "fix the path (relative to the recipe's folder) or the repo id; a private repo needs HF_TOKEN")
-    return SourceError(f"does not exist: no folder {_shown(folder, Path.cwd())} {hub}", where=e.where, fix=fix)
+    here = " here" if e.offline else ""  # offline, the Hub may well have it: only this machine was asked
+    return SourceError(f"does not exist{here}: no folder {_shown(folder, Path.cwd())} {hub}", where=e.where, fix=fix)
 
 
 def _resolve_hub(

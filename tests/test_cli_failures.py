@@ -187,7 +187,7 @@ def test_a_bare_repo_id_that_is_neither_a_folder_nor_a_repo_says_it_does_not_exi
     runs = (("plan", recipe), ("build", recipe, "--out", tmp_path / "out", "--quiet"))
     for args in runs:  # offline, nothing cached: it may be on a Hub, not here
         one_line(publisher(*args, cwd=tmp_path, HF_HUB_OFFLINE="1"), 2, "recipe.yaml:8: model someone/parent-a",
-                 f"does not exist: no folder {tmp_path / 'someone' / 'parent-a'}", "not in the local cache",
+                 f"does not exist here: no folder {tmp_path / 'someone' / 'parent-a'}", "not in the local cache",
                  "unset HF_HUB_OFFLINE", "publisher hub serve")
     for args in runs:
         one_line(publisher(*args, cwd=tmp_path, **on_hub), 2, "recipe.yaml:6: model someone/no-such-model",
@@ -212,7 +212,7 @@ def test_a_build_that_fails_after_the_merge_leaves_no_work_folder(tmp_path: Path
     (tmp_path / "card.md.j2").write_text("# {{ model.no_such_field.x }}\n")  # fails only when rendered
     text = RECIPE.replace("  license: apache-2.0\n", "  license: apache-2.0\n  template: card.md.j2\n")
     recipe = write_recipe(tmp_path, text, a=family["a"], b=family["b"])
-    proc = publisher("build", recipe, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    proc = publisher("build", recipe, "--out", tmp_path / "builds" / "v1" / "out", "--quiet", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("warning:")]
     assert len(errors) == 1 and "card.md.j2:1" in errors[0] and "no_such_field" in errors[0], proc.stderr
