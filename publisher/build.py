@@ -48,6 +48,7 @@ from publisher.merge.plan import MergePlan, make_plan
 from publisher.multi import build_multi, split_documents
 from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
+from publisher.references import parse_reference
 from publisher.section_checks import check_sections, reference_where
 from publisher.sources import (
     ResolvedModel,
@@ -138,15 +139,37 @@ def resolve_models(
 
     if headers_dir is None or len(refs) < 2:  # downloads: one at a time, as huggingface_hub shows them
         return {ref: one(ref) for ref in refs}
-    # Header-only reads are a few small requests per parent: all parents at once. Results (and
-    # the first failure) are taken in recipe order, so what is reported does not depend on timing.
-    with ThreadPoolExecutor(max_workers=min(8, len(refs)), thread_name_prefix="resolve") as pool:
-        futures = [pool.submit(one, ref) for ref in refs]
-        try:
-            return {ref: f.result() for ref, f in zip(refs, futures, strict=True)}
-        finally:
-            for f in futures:
-                f.cancel()
+    # Header-only reads are a few small requests per parent: the parents at once, but the
+    # references to one repo (``org/x``, ``org/x+lora``, ``org/x@sha``) one after the other, as they
+    # write the same header-only copy. The first failure in recipe order is the one reported.
+    groups: dict[str, list[str]] = {}
+    for ref in refs:
+        groups.setdefault(_repo_of(ref), []).append(ref)
+    done: dict[str, ResolvedModel | BaseException] = {}
+
+    def in_turn(group: list[str]) -> None:
+        for ref in group:
+            try:
+                done[ref] = one(ref)
+            except Exception as e:  # re-raised below, in recipe order
+                done[ref] = e
+                return
+
+    with ThreadPoolExecutor(max_workers=min(8, len(groups)), thread_name_prefix="resolve") as pool:
+        list(pool.map(in_turn, groups.values()))
+    for ref in refs:
+        result = done.get(ref)
+        if isinstance(result, BaseException):
+            raise result
+    return {ref: done[ref] for ref in refs}  # type: ignore[misc]
+
+
+def _repo_of(ref: str) -> str:
+    """The folder or repo a reference reads its model from (its LoRA and revision aside)."""
+    try:
+        return parse_reference(ref).model.path
+    except ValueError:
+        return ref
 
 
 def load_plan(

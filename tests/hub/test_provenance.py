@@ -256,6 +256,9 @@ def test_lora_and_multi_stage_parents_publish_no_path_of_this_machine(hub: Hub, 
     multi = work / "recipes" / "multi.yaml"
     multi.write_text(MULTI_RECIPE.format(style=adapters["style"]))
     env = hub_env(hub, tmp_path / "home", tmp_path / "hf-cache")
+    # plan reads the parents at once; the references to one repo (acme/base-a, acme/base-a+style) in turn
+    pinned = json.loads(cli("plan", lora, "--json", env=env).stdout)["pinned"]
+    assert pinned[f"acme/base-a@{sha}"] == pinned[f"acme/base-a@{sha}+{adapters['style']}"] == sha
     for recipe in (lora, multi):
         out = work / "out" / recipe.stem
         cli("build", recipe, "--out", out, "--quiet", env=env)
