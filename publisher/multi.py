@@ -9,6 +9,12 @@ parents' files. A stage whose key is unchanged is reused; any change rebuilds it
 multi's ``--lazy`` reuses a stage that merely exists, stale or not). The final merge then reads
 the stage folders like local parents, so its card's lineage goes through every stage's card
 down to the Hub parents (mergekit-multi's final card drops it).
+
+A stage whose ``name:`` is a repo id (``org/stage``; mergekit-multi's own names such as
+``stage-1`` are not) is to be published as its own repo: it keeps its name (and the final's
+``version:`` unless it has one), and the documents after it read its folder as a sibling
+recipe's output under that repo id, so ``publish`` publishes it first and pins them to its
+commit (``publisher/hub/stages.py``).
 """
 
 from __future__ import annotations

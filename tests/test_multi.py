@@ -158,3 +158,15 @@ def test_changed_stage_rebuilds_the_final_merge(
     fresh = load_file(fresh_out / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in after)
     assert all(torch.equal(after[k], fresh[k]) for k in fresh)
+
+
+def test_plan_of_a_stage_to_publish(recipe_file: Callable[..., Path], family: dict[str, Path], cli: Callable[..., Any]) -> None:
+    """A stage named with a repo id keeps its name (a repo) and the final's version; the final
+    merge plans against it under that repo id."""
+    text = MULTI.replace("name: blend-ab", "name: acme/blend-ab").replace("model: blend-ab", "model: acme/blend-ab")
+    path = recipe_file(text.replace("---\n", "---\nname: acme/final\nversion: 2.0.0\n"), "multi.yaml", **family)
+    res = cli("plan", path, "--json")
+    assert res.code == 0, res.err
+    stage, final = json.loads(res.out)["stages"]
+    assert stage["stage"] == "acme/blend-ab" and stage["name"] == "acme/blend-ab"
+    assert final["name"] == "acme/final" and final["models"][0] == "acme/blend-ab"
