@@ -127,6 +127,7 @@ def test_plan_prints_every_stage_header_only(
     assert text.code == 0, text.err
     flat = " ".join(text.out.split())
     assert "stage blend-ab" in flat and "stage stage-2" in flat and "final merge" in flat
+    assert "publisher-plan-" not in res.out + text.out  # no temporary folder is shown: stages by name
     assert "Slerp" in flat or "slerp" in flat.lower()
     # a bad value in a later document: one line at the user's file and line, exit 2
     bad = recipe_file(THREE.replace("density: 0.5, lamda: 0.1", "density: 1.5"), "bad.yaml", **family)

@@ -57,9 +57,14 @@ def parameter_groups(plan: MergePlan) -> Counter[str]:
     return groups
 
 
-def band_tables(plan: MergePlan) -> list[ParamTable]:
+def band_tables(plan: MergePlan, models: dict[str, str] | None = None) -> list[ParamTable]:
+    """``models``: display names of model refs (a mergekit-multi stage's folder by its name)."""
     names = [t.name for t in plan.tensors]
-    return parameter_tables(plan.recipe.recipe.merge, plan.method, names, plan.layer_count)
+    tables = parameter_tables(plan.recipe.recipe.merge, plan.method, names, plan.layer_count)
+    for t in tables:
+        if t.model is not None:
+            t.model = (models or {}).get(t.model, t.model)
+    return tables
 
 
 def table_json(t: ParamTable) -> dict[str, Any]:
@@ -144,7 +149,7 @@ def _run_stages(args: argparse.Namespace, stages: list[PlannedStage], err: Conso
 def _summary(args: argparse.Namespace, plan: MergePlan, names: dict[str, str] | None = None) -> dict[str, object]:
     variants = [merged_variant(plan), *quantized_variants(plan)]
     groups = parameter_groups(plan)
-    tables = band_tables(plan)
+    tables = band_tables(plan, names)
     disk = sum(p.nbytes for v in variants for p in v.planned)
     peak = estimated_peak_rss(plan, args.threads)
     summary: dict[str, object] = {
@@ -172,11 +177,12 @@ def _summary(args: argparse.Namespace, plan: MergePlan, names: dict[str, str] | 
 
 def _print(args: argparse.Namespace, plan: MergePlan, console: Console, names: dict[str, str] | None = None) -> None:
     variants = [merged_variant(plan), *quantized_variants(plan)]
-    tables = band_tables(plan)
+    tables = band_tables(plan, names)
     disk = sum(p.nbytes for v in variants for p in v.planned)
     peak = estimated_peak_rss(plan, args.threads)
+    title = plan.recipe.recipe.name or plan.recipe.recipe.label or args.recipe
     console.print(
-        f"[bold]{plan.recipe.recipe.name or args.recipe}[/]: {plan.method.pretty_name or plan.method.name} of "
+        f"[bold]{title}[/]: {plan.method.pretty_name or plan.method.name} of "
         + ", ".join(
             f"{m.ref}@{m.revision[:7]}" if m.kind == "hub" and m.revision else (names or {}).get(m.ref, m.ref) for m in plan.models
         )
