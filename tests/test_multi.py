@@ -82,6 +82,10 @@ def test_multi_document_errors(recipe_file: Callable[..., Path], family: dict[st
     path = recipe_file(MULTI, "multi.yaml", **family)
     with pytest.raises(RecipeError, match="only 'publisher build' and 'publisher plan' read it"):
         load_recipe(path)
+    bad = recipe_file(MULTI.replace("t: 0.3", "t: 1.5"), "bad.yaml", **family)
+    with pytest.raises(RecipeError) as e:
+        build(bad, tmp_path / "bad", _opts())
+    assert e.value.line().startswith(f"{bad}:11: parameters.t") and "1.5" in e.value.line()  # the user's file and line
     two_finals = recipe_file(MULTI.replace("name: blend-ab\n", ""), "two.yaml", **family)
     with pytest.raises(RecipeError, match="one final merge"):
         build(two_finals, tmp_path / "x", _opts())
