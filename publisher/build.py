@@ -341,7 +341,7 @@ def _build(
     needed = sum(p.nbytes for v in variants for p in v.planned)
     done_bytes = sum(f.stat().st_blocks * 512 for f in work.rglob("*.safetensors")) if work.is_dir() else 0
     if stream is not None:
-        needed = disk_needed(options.shard_bytes, needed)
+        needed = disk_needed(options.shard_bytes, needed, len(variants))
     _check_disk(out.parent, max(0, needed - done_bytes))
     hash_paths = [p for p in input_paths if p not in hashes]
     ends = {}

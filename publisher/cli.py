@@ -25,14 +25,21 @@ COMMANDS = ("plan", "build", "quantize", "check", "card", "publish", "release", 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Every command's parser, or only the named one's when ``argv`` names a command.
+
+    Registering a command imports its module; ``publisher check --no-measure`` must not pay for
+    the build engine, the Hub server or the demo (the structural checks take well under 2 s).
+    """
     parser = argparse.ArgumentParser(
         prog="publisher",
         description="Turn recipe files into merged, FP8-quantized, carded and published models.",
     )
     parser.add_argument("--version", action="version", version=f"publisher {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    named = words[0] if words and words[0] in COMMANDS else None
+    for name in (named,) if named else COMMANDS:
         try:
             module = importlib.import_module(f"publisher.commands.{name}")
         except ModuleNotFoundError as e:
@@ -44,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     fail_fast_when_unreachable()
     try:
@@ -59,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
+    from publisher.check.notorch import process_ends_after_command
+
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    process_ends_after_command()  # one command, then exit: `check --no-measure` may skip torch
     sys.exit(main())
 
 

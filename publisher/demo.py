@@ -89,7 +89,7 @@ def generate_standin(repo_id: str, root: Path) -> Path:
     """The stand-in model folder (weights, config, tokenizer, card) for one repo id."""
     folder = root / repo_id.replace("/", "--")
     if not (folder / "config.json").is_file():
-        generate_model(folder, TINY, recipe=standin_recipe(repo_id), card=standin_card(repo_id))
+        generate_model(folder, TINY, recipe=standin_recipe(repo_id), card=standin_card(repo_id), tokenizer_kind="chars")
     return folder
 
 

@@ -1,7 +1,10 @@
 """A card's identity: what it says, apart from the date it shows.
 
 A card rendered from the same inputs (facts, lineage, recipe, template, tool) on another day
-differs only in its date. Its identity is the sha256 of the card rendered with a fixed date;
+differs only in its date, and so does a card whose release gate measured the same numbers on
+another day (the card states the day it measured; checks.json's time is not compared either).
+Its identity is the sha256 of the card rendered with a fixed date for both (the measured
+numbers, text sha256, tokens, device and tool version stay in it: a changed number is a change);
 it is written into the card as a one-line HTML comment (invisible on the Hub), so the
 publisher can tell "the same card, rendered later" (nothing to publish) from a changed card
 (a card-only commit) without rendering anything itself.

@@ -40,7 +40,7 @@ from publisher.card.templates import (
     template_environment,
 )
 from publisher.card.validate import validate_card_text
-from publisher.check.card import add_measured, measured_context
+from publisher.check.card import add_measured, measured_context, unmeasured_reason
 from publisher.errors import CardError, LicenseError, PublisherError
 from publisher.manifest import QUANTIZE_ONLY, RECIPE_FILE, Manifest, Variant, load_manifest
 from publisher.merge.methods import REGISTRY
@@ -380,16 +380,18 @@ def _render_variant(
     facts = ctx.merged_facts if variant is merged else model_facts(folder, context_length=context_length)
     context = model_context(ctx, variant, facts, merged, link_base)
     context["measured"] = measured_context(build_dir, variant.name)  # publisher.check's facts
+    context["not_measured"] = unmeasured_reason(build_dir)  # or why it has none (a streaming build)
     data = front_matter(ctx, variant, facts, merged, context["model"]["name"])
     add_measured(data, build_dir, variant.name, context["model"]["name"])
     text = _card_text(data, render_template(env, tpl_name, context))
-    # the same card at a fixed date: what the card says, whatever day it is rendered (identity.py)
+    # the same card at a fixed date: what the card says, whatever day it is rendered and
+    # whatever day the gate measured its numbers (identity.py)
     fixed = model_context(dataclasses.replace(ctx, published=FIXED_DATE), variant, facts, merged, link_base)
-    fixed["measured"] = context["measured"]
-    same = _card_text(data, render_template(env, tpl_name, fixed))
-    if context["measured"]:  # the day the gate measured is no more part of what the card says
-        same = same.replace(str(context["measured"]["date"]), FIXED_DATE.isoformat())
-    text = stamp(text, identity_of(same))
+    fixed["measured"] = measured_context(build_dir, variant.name, measured_on=FIXED_DATE)
+    fixed["not_measured"] = context["not_measured"]
+    fixed_data = front_matter(ctx, variant, facts, merged, context["model"]["name"])
+    add_measured(fixed_data, build_dir, variant.name, context["model"]["name"], measured_on=FIXED_DATE)
+    text = stamp(text, identity_of(_card_text(fixed_data, render_template(env, tpl_name, fixed))))
     where = str(folder / README)
     parsed = validate_card_text(text, where)
     if parsed.data.to_dict() != data.to_dict():

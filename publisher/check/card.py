@@ -9,6 +9,7 @@ its merged model.
 from __future__ import annotations
 
 import math
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,16 @@ def _num(x: float) -> str:
     return f"{x:.4g}" if math.isfinite(x) else str(x)
 
 
-def measured_context(build_dir: Path, variant: str) -> dict[str, Any] | None:
-    """The template's ``measured`` variable; None when the build has no measurement."""
+def _day(report: CheckReport, measured_on: date | None) -> str:
+    return (measured_on or report.checked.date()).isoformat()
+
+
+def measured_context(build_dir: Path, variant: str, measured_on: date | None = None) -> dict[str, Any] | None:
+    """The template's ``measured`` variable; None when the build has no measurement.
+
+    ``measured_on`` replaces the day checks.json says it measured: the card's identity is
+    rendered with a fixed day, so measuring the same numbers again another day changes nothing.
+    """
     report = load_report(build_dir)
     if report is None or not report.measured or report.text is None:
         return None
@@ -45,7 +54,7 @@ def measured_context(build_dir: Path, variant: str) -> dict[str, Any] | None:
         return None
     return {
         "tool": report.tool,
-        "date": report.checked.date().isoformat(),
+        "date": _day(report, measured_on),
         "device": report.device,
         "passed": report.passed,
         "text": report.text,
@@ -57,7 +66,15 @@ def measured_context(build_dir: Path, variant: str) -> dict[str, Any] | None:
     }
 
 
-def measured_eval_results(build_dir: Path, variant: str) -> list[Any]:
+def unmeasured_reason(build_dir: Path) -> str | None:
+    """Why a build that passed its checks was not measured (checks.json's note), for the card."""
+    report = load_report(build_dir)
+    if report is None or report.measured or not report.note:
+        return None
+    return report.note.removeprefix("not measured: ")
+
+
+def measured_eval_results(build_dir: Path, variant: str, measured_on: date | None = None) -> list[Any]:
     """model-index entries for this variant, each naming the tool, date, text and its sha256."""
     from huggingface_hub import EvalResult
 
@@ -74,7 +91,7 @@ def measured_eval_results(build_dir: Path, variant: str) -> list[Any]:
         "dataset_name": f"{t.source}, first {t.tokens} tokens",
         "dataset_revision": t.sha256,
     }
-    by = f"measured by {report.tool} check on {report.checked.date().isoformat()}"
+    by = f"measured by {report.tool} check on {_day(report, measured_on)}"
     out = [EvalResult(metric_type="perplexity", metric_name=f"Perplexity ({by})", metric_value=round(m.perplexity, 4), **common)]
     if m.top1_agreement is not None:
         out.append(EvalResult(metric_type="top1_agreement", metric_name=f"Top-1 agreement with the merged model ({by})",
@@ -85,9 +102,9 @@ def measured_eval_results(build_dir: Path, variant: str) -> list[Any]:
     return out
 
 
-def add_measured(data: Any, build_dir: Path, variant: str, model_name: str) -> None:
+def add_measured(data: Any, build_dir: Path, variant: str, model_name: str, measured_on: date | None = None) -> None:
     """Append the measured entries to a ModelCardData's eval results (after the declared ones)."""
-    measured = measured_eval_results(build_dir, variant)
+    measured = measured_eval_results(build_dir, variant, measured_on)
     if not measured:
         return
     data.eval_results = [*(data.eval_results or []), *measured]

@@ -46,7 +46,7 @@ def settings_of(build_dir: Path) -> ChecksSection:
     return load_recipe(path).recipe.checks
 
 
-def _with_options(settings: ChecksSection, options: CheckOptions) -> ChecksSection:
+def with_options(settings: ChecksSection, options: CheckOptions) -> ChecksSection:
     changes = {k: v for k, v in vars(options).items() if v is not None}
     return settings.model_copy(update=changes) if changes else settings
 
@@ -63,7 +63,7 @@ def check_build(
 
     build_dir = Path(build_dir)
     manifest = load_manifest(build_dir)
-    settings = _with_options(settings or settings_of(build_dir), options or CheckOptions())
+    settings = with_options(settings or settings_of(build_dir), options or CheckOptions())
     say = log or (lambda _m: None)
     if (build_dir / HEADER_ONLY_MARK).is_file():
         raise PublisherError(
@@ -82,7 +82,11 @@ def check_build(
     note = None
     stubs = _header_only_shards(build_dir) if settings.measure and not findings else []
     if stubs:
-        note = f"not measured: {stubs[0]} holds only its header (a streaming build uploaded its weights as written)"
+        note = (
+            f"not measured: this is a streaming build (build --publish, release --stream), which uploads each shard "
+            f"as it is written and keeps only its header on disk ({stubs[0]}), so no weights were left to run; "
+            "the same recipe built without streaming is measured by its build"
+        )
         say(note)
     measured = settings.measure and not findings and not stubs
     result = None

@@ -32,7 +32,10 @@ class ChecksSection(BaseModel):
     max_perplexity_vs_best_parent: float | None = Field(default=1.3, gt=0)  # applies when parents are measured
     # each FP8 variant against its merged model
     # top-1 agreement means little where the merged model is unsure of every token (a random
-    # model): off by default, set it (e.g. 0.97) for real models; KL is meaningful for both
+    # model): off by default, set it (e.g. 0.97) for real models; KL is meaningful for both.
+    # Measured over 512 tokens: the demo's random stand-ins' correct fp8-dynamic copies agree on
+    # 89-97 % of tokens (KL <= 1.4e-5 nats, recovery >= 99.7 %), so a 0.97 default would refuse
+    # them; stand-ins that predict the text (perplexity 0.34 x uniform) agree on 100 %.
     min_top1_agreement: float | None = Field(default=None, ge=0, le=1)
     max_mean_kl: float | None = Field(default=0.1, ge=0)  # nats per token
     max_perplexity_vs_merged: float | None = Field(default=1.1, gt=0)  # FP8 ppl / merged ppl

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from publisher.check.results import CHECKS_FILE, CheckReport
-from publisher.check.run import CheckOptions, check_build
+from publisher.check.run import CheckOptions, check_build, settings_of, with_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     options = CheckOptions(measure=args.measure, with_parents=args.with_parents, device=args.device, tokens=args.tokens)
-    report = check_build(args.build_dir, options=options, log=lambda m: console.print(f"[dim]{escape(m)}[/]"))
+    settings = with_options(settings_of(args.build_dir), options)
+    if not settings.measure:
+        from publisher.check.notorch import tokenizers_without_torch
+
+        tokenizers_without_torch()  # this process measures nothing: spare it torch's import
+    report = check_build(args.build_dir, settings=settings, log=lambda m: console.print(f"[dim]{escape(m)}[/]"))
     code = print_report(report, args.build_dir, console)
     if (args.build_dir / "README.md").is_file():
         # cards are rendered with the catalog's options (recipes, endpoint): not guessed here

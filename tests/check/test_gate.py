@@ -186,3 +186,19 @@ def test_a_stale_report_is_refused(tmp_path: Path, chars_models: dict[str, Path]
     (out / "checks.json").unlink()
     p = cli("publish", out, "--endpoint", "http://127.0.0.1:9")
     assert p.code == 2 and "has not been checked" in p.err
+
+
+def test_a_top1_agreement_threshold_closes_the_gate(tmp_path: Path, chars_models: dict[str, Path], cli: Cli) -> None:
+    """Off by default (a random stand-in's correct FP8 copy agrees on 89–97 % of tokens); a recipe sets it."""
+    extra = "quantize: [{scheme: fp8-dynamic}]\n"
+    r, out = _build(cli, tmp_path, _solo(chars_models["a"], extra + "checks: {tokens: 64}\n"))
+    assert r.code == 0, r.err  # the default gate: KL and perplexity against the merged model
+    fp8 = load_report(out).measurement("FP8")  # type: ignore[union-attr]
+    assert fp8 is not None and fp8.top1_agreement is not None and fp8.top1_agreement < 0.999
+    r, out = _build(cli, tmp_path, _solo(chars_models["a"], extra + "checks: {tokens: 64, min_top1_agreement: 0.999}\n"), "strict")
+    assert r.code == 2
+    assert _errors(r.err) == [
+        f"error: {out}/recipe.yaml: checks.min_top1_agreement: FP8 top-1 agreement with the merged model is "
+        f"{fp8.top1_agreement:.4f}, below the threshold 0.999"
+    ]
+    _refused(cli, out)
