@@ -342,7 +342,10 @@ def _build(
             Path(recipe_path),
             out,
             docs,
-            lambda r, o, final: build(r, o, options, stream=stream if final else None, **resolve_kwargs),
+            lambda r, o, final, outputs: build(
+                r, o, options, stream=stream if final else None,
+                **{**resolve_kwargs, "recipe_outputs": {**(resolve_kwargs.get("recipe_outputs") or {}), **outputs}},  # type: ignore[dict-item]
+            ),
         )
     t0 = time.monotonic()
     loaded = load_recipe(recipe_path, strict=options.strict)
