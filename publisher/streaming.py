@@ -4,8 +4,8 @@ Hub parents are resolved header-only (``hub/remote_source.py``) and their tensor
 Range requests (``hub/range_reader.py``); each finished shard is uploaded as an LFS object
 and freed (``hub/stream_upload.py``). The engine is the same; the build folder ends with
 header-only stubs for the shards, so cards render from it and the publisher's one commit per
-repo references objects the server already holds. Peak disk: two shards' worth plus the
-small files; the parents' weights never touch the disk.
+repo references objects the server already holds. Peak disk: ``shards_on_disk`` shards' worth
+(two, or one per variant past two) plus the small files; the parents' weights never touch the disk.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from publisher.errors import RecipeError
 from publisher.hub import oidc
+from publisher.hub.backoff import our_retries_only
 from publisher.hub.range_reader import DEFAULT_READ_AHEAD, RangeSource, remote_inputs
 from publisher.hub.remote import Retry, client_settings, make_api, resolve_endpoint, resolve_token
 from publisher.merge.io import LocalSource
@@ -46,9 +47,21 @@ class StreamTarget:
         return resolve_endpoint(self.endpoint), resolve_token(self.token)
 
 
-def disk_needed(shard_bytes: int, planned: int) -> int:
-    """The most a streaming build holds on disk: two shards and the small files."""
-    return min(planned, 2 * shard_bytes) + SMALL_FILES_MARGIN
+def shards_on_disk(variants: int) -> int:
+    """How many shards' worth of bytes a streaming build may hold: two, or one per variant.
+
+    Every variant fills a shard at once (the engine writes each merged tensor's outputs to all
+    variants), and a shard is uploaded only whole (its sha256 names the LFS object), so with N
+    variants whose shards end near the same tensor (merged, FP8-dynamic and FP8-block have
+    shards of the same size) N nearly full shards are on disk together before any can go: no
+    reservation order holds less without keeping a shard in memory or reading the parents twice.
+    """
+    return max(2, variants)
+
+
+def disk_needed(shard_bytes: int, planned: int, variants: int) -> int:
+    """The most a streaming build holds on disk: ``shards_on_disk`` shards and the small files."""
+    return min(planned, shards_on_disk(variants) * shard_bytes) + SMALL_FILES_MARGIN
 
 
 def input_identities(models: Sequence[ResolvedModel], paths: Sequence[Path]) -> list[str]:
@@ -110,18 +123,20 @@ def open_ends(
     source = RangeSource(remote_inputs(plan.models), local=LocalSource(hash_paths), read_ahead=target.read_ahead,
                          retry=target.retry)
     planned = sum(p.nbytes for v in variants for p in v.planned)
-    sink = HubShardSink(api, token, work, targets, budget=min(planned, 2 * shard_bytes), log=target.log)
+    budget = min(planned, shards_on_disk(len(variants)) * shard_bytes)
+    sink = HubShardSink(api, token, work, targets, budget=budget, retry=target.retry, log=target.log)
     return source, sink
 
 
 @contextmanager
 def stream_settings(endpoint: str | None) -> Iterator[None]:
     """huggingface_hub settings for a streaming build and its publish: plain LFS uploads, so the
-    commit of header-only stubs finds its objects by the LFS batch API (Xet would upload the stubs)."""
+    commit of header-only stubs finds its objects by the LFS batch API (Xet would upload the stubs),
+    and one retry layer (ours, bounded) rather than huggingface_hub's inside ours."""
     from huggingface_hub import constants
     from huggingface_hub.utils import logging as hf_logging
 
-    with client_settings(resolve_endpoint(endpoint)):
+    with client_settings(resolve_endpoint(endpoint)), our_retries_only():
         saved, level = constants.HF_HUB_DISABLE_XET, hf_logging.get_verbosity()
         constants.HF_HUB_DISABLE_XET = True
         hf_logging.set_verbosity_error()  # its retry warnings: our retries end in one line of their own

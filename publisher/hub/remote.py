@@ -3,13 +3,15 @@
 The endpoint and token are resolved per call (``HF_ENDPOINT`` is read now, not at import,
 and passed to ``HfApi(endpoint=...)``), so one process can publish to several servers.
 huggingface_hub already retries its uploads; ``Retry`` covers the calls it does not retry
-(commit, create_repo, tag) where a retry is safe, and the reads.
+(commit, create_repo, tag) where a retry is safe, and the reads (and, in a streaming release,
+the uploads too: ``backoff.py``). Its total wait is bounded, so a persistent failure is quick.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,18 +77,35 @@ def client_settings(endpoint: str) -> Iterator[None]:
         constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE = saved
 
 
+class _Online:
+    """Nested and concurrent ``loopback_online`` blocks (parents are read in parallel): the
+    first in turns HF_HUB_OFFLINE off, the last out restores it."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved: bool = False
+
+
 @contextmanager
 def loopback_online(endpoint: str) -> Iterator[None]:
     """Let huggingface_hub reach a loopback server even under ``HF_HUB_OFFLINE`` (downloads)."""
     from huggingface_hub import constants
 
-    saved = constants.HF_HUB_OFFLINE
+    if not is_loopback(endpoint):
+        yield
+        return
+    with _Online.lock:
+        if _Online.depth == 0:
+            _Online.saved = constants.HF_HUB_OFFLINE
+        _Online.depth += 1
+        constants.HF_HUB_OFFLINE = False
     try:
-        if is_loopback(endpoint):
-            constants.HF_HUB_OFFLINE = False
         yield
     finally:
-        constants.HF_HUB_OFFLINE = saved
+        with _Online.lock:
+            _Online.depth -= 1
+            if _Online.depth == 0:
+                constants.HF_HUB_OFFLINE = _Online.saved
 
 
 def _host(endpoint: str) -> str:
@@ -139,29 +158,32 @@ def retry_after(err: BaseException) -> float | None:
 
 @dataclass
 class Retry:
-    """Exponential backoff with jitter: 0.5 s, 1 s, 2 s… capped, ``attempts`` tries in all."""
+    """Exponential backoff with jitter: 0.5 s, 1 s, 2 s… capped, ``attempts`` tries in all, and
+    at most ``budget_s`` of waiting in all (a long ``Retry-After`` ends the tries sooner)."""
 
     attempts: int = 5
     base_s: float = 0.5
     max_s: float = 8.0
+    budget_s: float = 15.0
     sleep: Callable[[float], None] = time.sleep
 
     def call(self, fn: Callable[[], T], what: str, token: str | None = None) -> T:
-        delay = self.base_s
+        delay, waited = self.base_s, 0.0
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
             except Exception as err:
-                if not is_transient(err) or attempt == self.attempts:
-                    if is_transient(err):
-                        raise HubError(
-                            f"{what} failed {self.attempts} times, last: {describe(err, token)}",
-                            fix="the remote state is unchanged or whole; re-run the same command",
-                        ) from None
+                if not is_transient(err):
                     raise
                 wait = retry_after(err)
                 time_s = min(self.max_s, wait if wait is not None else delay * (0.5 + random.random()))
+                if attempt == self.attempts or waited + time_s > self.budget_s:
+                    raise HubError(
+                        f"{what} failed {attempt} times, last: {describe(err, token)}",
+                        fix="the remote state is unchanged or whole; re-run the same command",
+                    ) from None
                 self.sleep(time_s)
+                waited += time_s
                 delay = min(self.max_s, delay * 2)
         raise AssertionError("unreachable")
 

@@ -8,7 +8,10 @@ real file and the publisher's one commit finds the object already on the server 
 nothing more. No commit is made here: the version becomes visible only with that commit.
 
 Disk: before bytes are written the engine ``reserve``s them; while shards on disk (being
-written, or waiting for upload) would pass ``budget``, it waits for an upload to finish.
+written, or waiting for upload) would pass ``budget``, it waits for an upload to finish. With
+no upload pending it goes on (waiting would never end): then only shards in progress are on
+disk, at most one per variant, so disk stays under max(budget, variants × shard size), and the
+build sets budget to that (``streaming.shards_on_disk``).
 Resuming: ``uploads.json`` in the work folder lists the shards uploaded; a rerun checks with
 the LFS batch API that the server still holds each (else the shard is built again), and
 uploads shards a killed run had finished but not sent.
@@ -63,7 +66,7 @@ class HubShardSink:
         self.work_dir = work_dir
         self.targets = sorted(targets, key=lambda t: -len(t.folder))  # deepest folder first
         self.budget = budget
-        self.retry = retry or Retry(attempts=2)  # huggingface_hub retries each upload call 5 times itself
+        self.retry = retry or Retry()  # the only retries: huggingface_hub's are off (``backoff.py``)
         self.log = log
         self.uploaded: dict[str, str] = self._load()  # key → sha256
         self.bytes_sent = 0

@@ -146,7 +146,7 @@ def test_read_and_upload_errors_are_retried(parents: Parents, tmp_path: Path) ->
     assert _commits(api, "alice/streamed") == ["Publish v1.0.0", "initial commit"]
 
 
-@pytest.mark.parametrize("where", ["read", "upload"])
+@pytest.mark.parametrize("where", ["read", "upload", "refused"])
 def test_persistent_failure_is_one_line_and_no_commit(parents: Parents, tmp_path: Path, where: str) -> None:
     api = parents.api()
     recipe = tmp_path / "streamed.yaml"
@@ -155,17 +155,28 @@ def test_persistent_failure_is_one_line_and_no_commit(parents: Parents, tmp_path
     if where == "read":
         rule = FaultRule("status", path=r"/resolve/[0-9a-f]{40}/model-.*\.safetensors$", method="GET", status=503,
                          skip=headers, times=10_000)
-    else:  # huggingface_hub retries uploads itself (23 s a call): a refusal is the quick way to a failed upload
+    elif where == "upload":  # every PUT of a shard fails: one retry layer, so a bounded number of tries
+        rule = FaultRule("status", path=r"^/lfs-upload/", method="PUT", status=500, times=10_000)
+    else:
         rule = FaultRule("status", path=r"/preupload/", method="POST", status=403, times=10_000)
     parents.server.faults.add(rule)
+    puts = parents.server.app.stats[UPLOAD]  # the parents' own uploads
     client = _mk(tmp_path / "client")
     done = cli("build", str(recipe), "--out", str(client / "out"), "--max-shard-size", str(SHARD), "--quiet",
                "--publish", env=_env(parents, client))
     assert done.returncode == 1, done.stderr
     line = _one_line(done.stderr)
-    assert ("503" in line and "failed 5 times" in line) if where == "read" else "403" in line
+    if where == "refused":
+        assert "403" in line and rule.fired == 1  # not transient: not retried
+    else:
+        assert str(rule.status) in line and "failed 5 times" in line, line
+    if where == "upload":
+        # Retry's 5 tries, each one PUT: huggingface_hub's own 5 retries inside each are off (they made it 46 s).
+        assert rule.fired == 5
+        assert parents.server.app.stats[UPLOAD] == puts  # none reached the route
+    if where == "read":
+        assert rule.fired > 1
     assert "re-run" in line
-    assert rule.fired > 1 if where == "read" else rule.fired >= 1
     assert _commits(api, "alice/streamed") == ["initial commit"]
     assert not api.list_repo_refs("alice/streamed").tags
 

@@ -34,7 +34,8 @@ def _repo_files(api: HfApi, repo_id: str, tag: str) -> dict[str, str]:
 
 
 class DiskSampler:
-    """Samples the bytes really on disk (sparse holes excluded) under a folder while a command runs."""
+    """Samples the bytes really on disk (sparse holes excluded) under a folder while a command runs;
+    never more than was on disk at one instant (see ``_run``), so a peak over a bound is real."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -45,10 +46,19 @@ class DiskSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        previous: dict[str, int] | None = None
         while not self._stop.is_set():
             try:
                 files = disk_files(self.root)
             except FileNotFoundError:
+                previous = None
+                continue
+            # One walk stats its files one after another: a shard freed after its stat and another grown
+            # before its own would count both, more than was ever on disk. Two walks that agree (files
+            # only grow, or shrink once to a stub) saw one state at the first's end; only those count.
+            stable, previous = files == previous, files
+            if not stable:
+                time.sleep(0.001)
                 continue
             self.samples += 1
             self.peak = max(self.peak, sum(files.values()))
@@ -115,3 +125,35 @@ def test_streamed_build_publishes_the_same_bytes_within_the_disk_bound(parents: 
     assert disk.peak <= 2 * SHARD + (300 << 20)
     stubs = disk_files(client / "out")
     assert all(n <= 64 << 10 for p, n in stubs.items() if p.endswith(".safetensors"))
+
+
+def test_three_variants_hold_one_shard_each_at_most(parents: Parents, tmp_path: Path) -> None:
+    """Merged, FP8-dynamic and FP8-block fill a shard each at once: the bound is three shards, and holds."""
+    from publisher.hub.server import FaultRule
+    from publisher.streaming import shards_on_disk
+    from tests.streaming.kit import RECIPE
+
+    api = parents.api()
+    recipe = tmp_path / "three.yaml"
+    recipe.write_text(RECIPE.format(name="alice/three", a="acme/base-a", b="acme/base-b",
+                                    quantize="quantize:\n  - scheme: fp8-dynamic\n  - scheme: fp8-block\n"))
+    parents.server.faults.add(FaultRule("pause", path=r"^/lfs-upload/", method="PUT", seconds=0.3, times=100))
+    client = _mk(tmp_path / "client")
+    with DiskSampler(client) as disk:
+        done = cli("build", str(recipe), "--out", str(client / "out"), "--max-shard-size", str(SHARD), "--quiet",
+                   "--publish", env=_env(parents, client))
+    assert done.returncode == 0, done.stderr
+    parents.server.faults.clear()
+
+    repos = ["alice/three", "alice/three-FP8", "alice/three-FP8-BLOCK"]
+    sizes = 0
+    for repo_id in repos:
+        assert [c.title for c in api.list_repo_commits(repo_id)] == ["Publish v1.0.0", "initial commit"]
+        shards = [f for f in api.list_repo_tree(repo_id, revision="v1.0.0") if f.path.endswith(".safetensors")]
+        assert len(shards) >= 2, repo_id  # every variant has a shard in progress most of the time
+        sizes += sum(f.size for f in shards)
+    bound = shards_on_disk(3) * SHARD
+    assert bound == 3 * SHARD and bound < sizes / 2  # the bound is well under the outputs: it means something
+    assert disk.samples > 20
+    assert disk.peak_shards <= bound, disk.peak_shards
+    assert disk.peak <= bound + (300 << 20)
