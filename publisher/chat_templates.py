@@ -73,15 +73,21 @@ MISTRAL = (
 )
 
 NAMED: dict[str, str] = {"alpaca": ALPACA, "chatml": CHATML, "exaone": EXAONE, "llama3": LLAMA3, "mistral": MISTRAL}
-KEEP = ("base",)  # keep the tokenizer source's own template (our spelling of "no change")
 
 
 def template_problem(value: str) -> str | None:
-    """Why mergekit would refuse this ``chat_template`` value, or None."""
-    if value in NAMED or value == "auto" or value in KEEP:
+    """Why mergekit would refuse this ``chat_template`` value, or None.
+
+    mergekit 0.1.5 takes a name of its package data, ``auto``, or a string of at least 20
+    characters with a ``{``; anything else ("base", "none", "ChatML") is its "Invalid chat
+    template" (after the merge: the tokenizer is then not written at all)."""
+    if value in NAMED or value == "auto":
         return None
     if len(value) < 20 or "{" not in value:
-        return f"unknown chat template '{value}' (names: {', '.join(sorted(NAMED))}, auto, or a Jinja template)"
+        return (
+            f"unknown chat template '{value}' (mergekit 0.1.5 refuses it): use one of {', '.join(sorted(NAMED))}, "
+            "auto, or a Jinja template (at least 20 characters); leave chat_template out to keep the tokenizer's own"
+        )
     return None
 
 
@@ -102,7 +108,7 @@ def parent_template(folder: Path) -> str | None:
 
 def resolve_template(value: str | None, parents: list[Path]) -> str | None:
     """The template to write, or None to keep the tokenizer source's own."""
-    if value is None or value in KEEP:
+    if value is None:
         return None
     if value == "auto":
         found = [t.strip() for p in parents if (t := parent_template(p))]

@@ -300,6 +300,7 @@ class LoadedRecipe:
         self.text = text
         self.sha256 = hashlib.sha256(text).hexdigest()
         self.warnings: list[str] = []  # one line each: what has no effect, and where
+        self.architectures: dict[str, str] = {}  # model ref -> its override_architecture (architectures.py)
 
     @property
     def path(self) -> Path:
@@ -382,6 +383,7 @@ def load_recipe(path: Path | str, *, strict: bool = False) -> LoadedRecipe:
     A top-level ``name:`` is our repo id when it has the form ``org/name``; anything else
     (``name: stage-1`` of a mergekit-multi file, ``name: My merge``) is kept as the recipe's
     label and names no repo."""
+    from publisher.architectures import architecture_overrides
     from publisher.recipe_checks import check_merge
     from publisher.recipe_keys import recipe_error, strip_unknown
 
@@ -402,12 +404,14 @@ def load_recipe(path: Path | str, *, strict: bool = False) -> LoadedRecipe:
             fix="write name: org/model to publish under that repo id",
         )
     _lift_single_module(shaped, located, prefix)
+    architectures = architecture_overrides(shaped.get("merge"), located, prefix)
     stripped = strip_unknown(shaped, located, prefix, warnings)
     try:
         recipe = Recipe.model_validate(shaped)
     except ValidationError as e:
         raise recipe_error(e, located, prefix, stripped) from None
     loaded = LoadedRecipe(recipe, located, prefix, path.read_bytes())
+    loaded.architectures = architectures
     check_merge(loaded, warnings)
     loaded.warnings = warnings.finish(strict or recipe.publish.strict)
     return loaded

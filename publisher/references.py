@@ -2,9 +2,11 @@
 
 mergekit accepts a model as a string ``path[@revision][+lora[@revision]]`` (a Hub repo id
 or a local folder, optionally pinned, optionally with a PEFT adapter), or as a mapping
-``{model: <path or {path, revision}>, lora: <path or {path, revision}>}``. Whatever the
-form, a recipe keys its inputs by the canonical string (mergekit's ``str()`` of the
-reference), so ``{model: {path: a/b, revision: v1}}`` and ``a/b@v1`` are the same input.
+``{model: <path or {path, revision}>, lora: <path or {path, revision}>, override_architecture:
+<class>}``. Whatever the form, a recipe keys its inputs by the canonical string (mergekit's
+``str()`` of the reference, which leaves the architecture out), so ``{model: {path: a/b,
+revision: v1}}`` and ``a/b@v1`` are the same input; an ``override_architecture`` is kept
+beside it (``publisher/architectures.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ModelRef:
 
     model: ModelPath
     lora: ModelPath | None = None
+    architecture: str | None = None  # mergekit's override_architecture (not part of the string)
 
     def __str__(self) -> str:
         return f"{self.model}+{self.lora}" if self.lora else str(self.model)
@@ -74,12 +77,13 @@ def parse_reference(value: Any) -> ModelRef:
         unknown = sorted(set(value) - {"model", "lora", "override_architecture"})
         if unknown:
             raise ValueError(f"unknown key '{unknown[0]}' in a model reference; use 'model' and 'lora'")
-        if value.get("override_architecture") is not None:
-            raise ValueError("override_architecture is not supported; merge models of the architecture they declare")
+        arch = value.get("override_architecture")
+        if arch is not None and (not isinstance(arch, str) or not arch.strip()):
+            raise ValueError(f"override_architecture must be an architecture class name such as LlamaForCausalLM, got {arch!r}")
         if "model" not in value:
             raise ValueError("a model reference mapping needs 'model'")
         lora = value.get("lora")
-        return ModelRef(_path(value["model"], "model path"), _path(lora, "LoRA path") if lora is not None else None)
+        return ModelRef(_path(value["model"], "model path"), _path(lora, "LoRA path") if lora is not None else None, arch)
     raise ValueError(f"a model reference must be a string or a mapping, got {value!r}")
 
 

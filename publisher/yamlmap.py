@@ -65,9 +65,9 @@ def load_located(path: Path) -> LocatedYaml:
             several = False
         if several:
             raise RecipeError(
-                "a multi-document recipe (mergekit-multi stages): only 'publisher build' reads it",
+                "a multi-document recipe (mergekit-multi stages): only 'publisher build' and 'publisher plan' read it",
                 where=str(path),
-                fix="build it; to plan one stage, put that document in a file of its own",
+                fix="build or plan it; for anything else, put one document in a file of its own",
             )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)

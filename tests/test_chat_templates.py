@@ -30,6 +30,21 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_mergekit_name_is_known() -> None:
     assert sorted(FIXTURE["templates"]) == sorted(NAMED)
+    assert FIXTURE["names"] == sorted(NAMED)  # mergekit's package data lists these and no other
+
+
+@pytest.mark.parametrize("value", sorted(FIXTURE["verdicts"]))
+def test_refused_exactly_where_mergekit_refuses(recipe_file: Callable[..., Path], value: str) -> None:
+    text = f"merge_method: linear\nmodels:\n  - model: org/a\n    parameters: {{weight: 1}}\nchat_template: {json.dumps(value)}\n"
+    path = recipe_file(text)
+    if FIXTURE["verdicts"][value] == "accepted":
+        assert load_recipe(path).merge.chat_template == value
+        return
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    line = e.value.line()
+    assert "\n" not in line and f"unknown chat template '{value}'" in line
+    assert "alpaca, chatml, exaone, llama3, mistral, auto, or a Jinja template" in line
 
 
 @pytest.mark.parametrize(("name", "i"), CASES)

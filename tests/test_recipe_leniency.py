@@ -92,6 +92,9 @@ def test_per_model_weight_of_model_stock_has_no_effect(recipe_file: Callable[...
     loaded = load_recipe(recipe_file(text))
     assert len(loaded.warnings) == 3
     assert "parameter 'weight' has no effect for model_stock" in loaded.warnings[0]
+    fusion = "merge_method: arcee_fusion\nbase_model: org/base\nmodels:\n  - model: org/ft1\n    parameters:\n      weight: 0.5\n"
+    [warning] = load_recipe(recipe_file(fusion)).warnings
+    assert ":6: models.0.parameters.weight: parameter 'weight' has no effect for arcee_fusion" in warning
     lin = "merge_method: linear\nmodels:\n  - model: org/a\n    parameters:\n      weight: 1\n      normalize: false\n  - model: org/b\n    parameters: {weight: 1}\n"
     [warning] = load_recipe(recipe_file(lin)).warnings
     assert "'normalize' is a global parameter of linear: a per-model value has no effect" in warning
@@ -195,3 +198,20 @@ def test_single_module_form_is_the_plain_form(recipe_file: Callable[..., Path]) 
     assert f"{path}:11: models.1.parameters.densty" in loaded.warnings[0]  # lines still point into the module
     with pytest.raises(RecipeError, match="several modules"):
         load_recipe(recipe_file(modular + "  vision:\n    models: [{model: org/v}]\n"))
+
+
+def test_override_architecture_is_kept_per_model(recipe_file: Callable[..., Path]) -> None:
+    """mergekit's ModelReference.override_architecture: one architecture per model, refused when mixed."""
+    over = "{model: {path: org/base}, override_architecture: LlamaForCausalLM}"
+    text = (
+        f"merge_method: task_arithmetic\nbase_model: {over}\nmodels:\n  - model: {over}\n    parameters: {{weight: 1}}\n"
+        "  - model: org/ft1\n    parameters: {weight: 0.5}\n"
+    )
+    loaded = load_recipe(recipe_file(text))
+    assert loaded.merge.base_model == "org/base" and loaded.architectures == {"org/base": "LlamaForCausalLM"}
+    mixed = text.replace(f"  - model: {over}\n", "  - model: org/base\n")
+    with pytest.raises(RecipeError, match=r":4: models.0.model: org/base is read as its own architecture here and as "
+                       r"LlamaForCausalLM at line 2: mergekit 0.1.5 refuses to mix architectures"):
+        load_recipe(recipe_file(mixed))
+    with pytest.raises(RecipeError, match="override_architecture must be an architecture class name"):
+        load_recipe(recipe_file(text.replace("override_architecture: LlamaForCausalLM", "override_architecture: 3", 1)))

@@ -24,6 +24,8 @@ from publisher.card.params import ParamTable, band_summary, parameter_tables
 from publisher.card.templates import human_bytes
 from publisher.commands.common import add_strict, add_threads
 from publisher.merge.plan import MergePlan
+from publisher.multi import split_documents
+from publisher.multi_plan import PlannedStage, plan_multi
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,9 +57,14 @@ def parameter_groups(plan: MergePlan) -> Counter[str]:
     return groups
 
 
-def band_tables(plan: MergePlan) -> list[ParamTable]:
+def band_tables(plan: MergePlan, models: dict[str, str] | None = None) -> list[ParamTable]:
+    """``models``: display names of model refs (a mergekit-multi stage's folder by its name)."""
     names = [t.name for t in plan.tensors]
-    return parameter_tables(plan.recipe.recipe.merge, plan.method, names, plan.layer_count)
+    tables = parameter_tables(plan.recipe.recipe.merge, plan.method, names, plan.layer_count)
+    for t in tables:
+        if t.model is not None:
+            t.model = (models or {}).get(t.model, t.model)
+    return tables
 
 
 def table_json(t: ParamTable) -> dict[str, Any]:
@@ -102,26 +109,54 @@ def bands_table(tables: list[ParamTable]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    err = Console(stderr=True, highlight=False)
     with tempfile.TemporaryDirectory(prefix="publisher-plan-") as headers:
+        docs = split_documents(args.recipe)
+        if docs is not None:  # mergekit-multi: every stage, in the order build builds them
+            return _run_stages(args, plan_multi(args.recipe, docs, Path(headers), strict=args.strict), err)
         # Hub parents: configs, tokenizer and safetensors headers by Range requests, no weights
         plan = load_plan(args.recipe, headers_dir=Path(headers), strict=args.strict)
-        err = Console(stderr=True, highlight=False)
         for warning in plan.recipe.warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}")
-        return _report(args, plan)
+        summary = _summary(args, plan)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            _print(args, plan, Console(highlight=False))
+        return 0
 
 
-def _report(args: argparse.Namespace, plan: MergePlan) -> int:
+def _run_stages(args: argparse.Namespace, stages: list[PlannedStage], err: Console) -> int:
+    """One plan per document; ``--json``: ``{"recipe", "stages": [summary + stage, line]}``."""
+    console = Console(highlight=False)
+    summaries = []
+    names = {str(s.folder): s.stage.doc.name for s in stages if s.stage.doc.name and s.folder}  # temp folders by stage name
+    for s in stages:
+        for warning in s.warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}")
+        where = f"{args.recipe}:{s.stage.doc.line}"
+        summary = {"stage": s.stage.doc.name, "line": s.stage.doc.line, **_summary(args, s.plan, names)}
+        summaries.append({**summary, "warnings": s.warnings})
+        if not args.json:
+            kind = "final merge" if s.stage.doc.name is None else f"stage {s.stage.doc.name}"
+            console.rule(f"[bold]{escape(kind)}[/] ({escape(where)})", align="left")
+            _print(args, s.plan, console, names)
+    if args.json:
+        print(json.dumps({"recipe": str(args.recipe), "stages": summaries}, indent=2))
+    return 0
+
+
+def _summary(args: argparse.Namespace, plan: MergePlan, names: dict[str, str] | None = None) -> dict[str, object]:
     variants = [merged_variant(plan), *quantized_variants(plan)]
     groups = parameter_groups(plan)
-    tables = band_tables(plan)
+    tables = band_tables(plan, names)
     disk = sum(p.nbytes for v in variants for p in v.planned)
     peak = estimated_peak_rss(plan, args.threads)
     summary: dict[str, object] = {
         "recipe": str(args.recipe),
         "name": plan.recipe.recipe.name,
         "method": plan.method.name,
-        "models": [m.ref for m in plan.models],
+        "models": [(names or {}).get(m.ref, m.ref) for m in plan.models],
         "pinned": {m.ref: m.revision for m in plan.models if m.kind == "hub"},
         "layers": plan.layer_count,
         "tensors": len(plan.tensors),
@@ -137,13 +172,20 @@ def _report(args: argparse.Namespace, plan: MergePlan) -> int:
         "notes": plan.notes,
         "warnings": plan.recipe.warnings,
     }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-    console = Console(highlight=False)
+    return summary
+
+
+def _print(args: argparse.Namespace, plan: MergePlan, console: Console, names: dict[str, str] | None = None) -> None:
+    variants = [merged_variant(plan), *quantized_variants(plan)]
+    tables = band_tables(plan, names)
+    disk = sum(p.nbytes for v in variants for p in v.planned)
+    peak = estimated_peak_rss(plan, args.threads)
+    title = plan.recipe.recipe.name or plan.recipe.recipe.label or args.recipe
     console.print(
-        f"[bold]{plan.recipe.recipe.name or args.recipe}[/]: {plan.method.pretty_name or plan.method.name} of "
-        + ", ".join(f"{m.ref}@{m.revision[:7]}" if m.kind == "hub" and m.revision else m.ref for m in plan.models)
+        f"[bold]{title}[/]: {plan.method.pretty_name or plan.method.name} of "
+        + ", ".join(
+            f"{m.ref}@{m.revision[:7]}" if m.kind == "hub" and m.revision else (names or {}).get(m.ref, m.ref) for m in plan.models
+        )
     )
     console.print(bands_table(tables))
     console.print(
@@ -154,4 +196,3 @@ def _report(args: argparse.Namespace, plan: MergePlan) -> int:
     )
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")
-    return 0

@@ -309,8 +309,33 @@ def publish(
     retry: Retry | None = None,
     log: Callable[[str], None] | None = None,
 ) -> PublishReport:
-    """Publish every variant of ``build_dir``; see the module docstring. Raises PublisherError."""
+    """Publish every variant of ``build_dir``; see the module docstring. Raises PublisherError.
+
+    Stages the build merges that are to be their own repos (hub/stages.py) are published
+    first, and the build pinned to their commits; their results lead the report."""
+    from publisher.hub.stages import publish_stages
+
     build_dir = Path(build_dir)
+    stage_results = publish_stages(
+        build_dir,
+        lambda folder: publish(folder, dry_run=dry_run, endpoint=endpoint, token=token, retry=retry, log=log).results,
+        dry_run=dry_run,
+        log=log or (lambda _msg: None),
+    )
+    report = _publish_one(build_dir, dry_run=dry_run, endpoint=endpoint, token=token, retry=retry, log=log)
+    report.results[:0] = stage_results
+    return report
+
+
+def _publish_one(
+    build_dir: Path,
+    *,
+    dry_run: bool,
+    endpoint: str | None,
+    token: str | None,
+    retry: Retry | None,
+    log: Callable[[str], None] | None,
+) -> PublishReport:
     manifest, builds = read_build(build_dir)
     require_passed(build_dir)  # the release gate: never publish a build whose checks failed
     version = str(manifest.recipe_version)

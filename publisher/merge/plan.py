@@ -418,8 +418,10 @@ class Planner:
         else:
             assert tok_ref is not None
             tok_index = self.index[tok_ref]
-        config_model = self.models[base_index if base_index is not None else self.index[first_refs[0]]]
-        out_config = dict(config_model.config)
+        config_ref = base_ref if base_ref else first_refs[0]
+        out_config = dict(self.models[self.index[config_ref]].config)
+        if config_ref in self.loaded.architectures:  # mergekit's override_architecture of the config's model
+            out_config["architectures"] = [self.loaded.architectures[config_ref]]
         out_config["num_hidden_layers"] = out_layer
         out_dtype = self.out_dtype_override or (self.tensors[0].out.dtype if self.tensors else "BF16")
         torch_name = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}.get(out_dtype, out_dtype.lower())

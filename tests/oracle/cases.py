@@ -402,6 +402,17 @@ CASES: dict[str, dict[str, Any]] = {
         "models": [_m(BF16, "base", weight=1.0)],
         "dtype": "bfloat16",
     },
+    # override_architecture (a ModelReference field): the output config says the base's
+    # override; every parent is overridden alike (mergekit refuses mixed architectures)
+    "override_architecture_base": {
+        "merge_method": "task_arithmetic",
+        "base_model": {"model": {"path": f"{BF16}/base"}, "override_architecture": "LlamaForCausalLM"},
+        "models": [
+            {"model": {"model": {"path": f"{BF16}/ft{i}"}, "override_architecture": "LlamaForCausalLM"}, "parameters": {"weight": w}}
+            for i, w in ((1, 0.7), (2, 0.3))
+        ],
+        "dtype": "bfloat16",
+    },
 }
 CASES.update(
     {
@@ -483,6 +494,7 @@ LENIENCY_CASES = (
     "lenient_model_stock_weight",
     "lenient_multislerp_normalize",
     "task_arithmetic_base_only",
+    "override_architecture_base",
 )
 
 

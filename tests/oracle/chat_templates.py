@@ -51,6 +51,9 @@ CONVERSATIONS: list[dict[str, object]] = [
         "only": ["alpaca", "chatml", "exaone", "llama3"],
     },
 ]
+# Values whose verdict (accepted or "Invalid chat template") mergekit gives is recorded, so
+# publisher refuses exactly what mergekit refuses.
+VERDICTS = ("base", "none", "default", "chatlm", "ChatML", "{{ x }}", "a long template without a brace", "{{ messages[0].content }}", "auto")
 
 RENDER = r"""
 import json, sys, types
@@ -69,7 +72,19 @@ for name in cases["names"]:
         rendered.append({"messages": conv["messages"], "add_generation_prompt": conv["add_generation_prompt"], "rendered": text})
     out[name] = rendered
 import importlib.metadata as m
-print(json.dumps({"versions": {"mergekit": m.version("mergekit"), "transformers": m.version("transformers")}, "templates": out}))
+import importlib.resources
+from mergekit._data import chat_templates
+names = sorted(f.name[: -len(".jinja")] for f in importlib.resources.files(chat_templates).iterdir() if f.name.endswith(".jinja"))
+verdicts = {}
+for value in cases["verdicts"]:
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    try:
+        _set_chat_template(tok, types.SimpleNamespace(chat_template=value, referenced_models=lambda: []))
+        verdicts[value] = "accepted"
+    except RuntimeError as e:
+        verdicts[value] = str(e)
+print(json.dumps({"versions": {"mergekit": m.version("mergekit"), "transformers": m.version("transformers")},
+                  "templates": out, "names": names, "verdicts": verdicts}))
 """
 
 
@@ -77,7 +92,7 @@ def main() -> None:
     ensure_venv()
     with tempfile.TemporaryDirectory(prefix="chat-oracle-") as tmp:
         write_tokenizer(Path(tmp), 128)
-        cases = json.dumps({"names": list(NAMES), "conversations": CONVERSATIONS})
+        cases = json.dumps({"names": list(NAMES), "conversations": CONVERSATIONS, "verdicts": list(VERDICTS)})
         proc = subprocess.run(
             [str(VENV / "bin" / "python"), "-c", RENDER, tmp, cases],
             capture_output=True,
