@@ -14,14 +14,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher import __version__
 from publisher.chat_templates import resolve_template
-from publisher.check.results import CheckReport
-from publisher.check.run import CheckOptions
 from publisher.errors import OutputError
 from publisher.manifest import (
     BUILD_RECORD_FILE,
@@ -48,6 +48,7 @@ from publisher.merge.plan import MergePlan, make_plan
 from publisher.multi import build_multi, split_documents
 from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
+from publisher.references import parse_reference
 from publisher.section_checks import check_sections, reference_where
 from publisher.sources import (
     ResolvedModel,
@@ -68,6 +69,10 @@ from publisher.streaming import (
     remote_hashes,
 )
 from publisher.tensors import FileDigest, write_file_atomic
+
+if TYPE_CHECKING:  # the check stage (pydantic reports, transformers) is imported when a build runs it
+    from publisher.check.results import CheckReport
+    from publisher.check.run import CheckOptions
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -119,20 +124,52 @@ def resolve_models(
     for tok in loaded.merge.tokenizer_models():
         if tok not in refs:
             refs.append(tok)
-    models = {}
-    for ref in refs:
-        where = f"{reference_where(loaded, ref)}: model {ref}"
-        models[ref] = resolve(
+
+    def one(ref: str) -> ResolvedModel:
+        return resolve(
             ref,
             recipe_dir=loaded.path.parent,
-            where=where,
+            where=f"{reference_where(loaded, ref)}: model {ref}",
             pins=pins,
             recipe_outputs=recipe_outputs,
             endpoint=endpoint,
             token=token,
             headers_dir=headers_dir,
         )
-    return models
+
+    if headers_dir is None or len(refs) < 2:  # downloads: one at a time, as huggingface_hub shows them
+        return {ref: one(ref) for ref in refs}
+    # Header-only reads are a few small requests per parent: the parents at once, but the
+    # references to one repo (``org/x``, ``org/x+lora``, ``org/x@sha``) one after the other, as they
+    # write the same header-only copy. The first failure in recipe order is the one reported.
+    groups: dict[str, list[str]] = {}
+    for ref in refs:
+        groups.setdefault(_repo_of(ref), []).append(ref)
+    done: dict[str, ResolvedModel | BaseException] = {}
+
+    def in_turn(group: list[str]) -> None:
+        for ref in group:
+            try:
+                done[ref] = one(ref)
+            except Exception as e:  # re-raised below, in recipe order
+                done[ref] = e
+                return
+
+    with ThreadPoolExecutor(max_workers=min(8, len(groups)), thread_name_prefix="resolve") as pool:
+        list(pool.map(in_turn, groups.values()))
+    for ref in refs:
+        result = done.get(ref)
+        if isinstance(result, BaseException):
+            raise result
+    return {ref: done[ref] for ref in refs}  # type: ignore[misc]
+
+
+def _repo_of(ref: str) -> str:
+    """The folder or repo a reference reads its model from (its LoRA and revision aside)."""
+    try:
+        return parse_reference(ref).model.path
+    except ValueError:
+        return ref
 
 
 def load_plan(
@@ -276,11 +313,17 @@ def build(
     """
     work = work_folder(Path(out).absolute())
     resuming = work.exists()
+    made = [p for p in work.parents if not p.exists()]  # folders above --out this build creates
     try:
         return _build(recipe_path, out, options, stream=stream, **resolve_kwargs)
     except Exception:
         if not resuming:
             shutil.rmtree(work, ignore_errors=True)
+            for folder in made:  # innermost first; only if still empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
         raise
 
 

@@ -1,4 +1,4 @@
-"""torch, imported on first use.
+"""torch (and numpy), imported on first use.
 
 Validating a recipe and planning a merge read only YAML and safetensors headers; importing
 torch alone takes about a second, which would be most of ``publisher plan``'s time. Modules
@@ -25,6 +25,8 @@ class _LazyModule(ModuleType):
 
 
 if TYPE_CHECKING:
+    import numpy as numpy
     import torch as torch
 else:
     torch = _LazyModule("torch")
+    numpy = _LazyModule("numpy")  # numpy: ~0.2 s, used only when a random method merges

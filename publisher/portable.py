@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from publisher.references import ModelPath, parse_reference
+
 SNAPSHOT_RE = re.compile(r"^models--(?P<org>[^/]+?)--(?P<name>[^/]+)$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 MODEL_KEYS = frozenset({"model", "base_model", "tokenizer_source"})
@@ -81,30 +83,81 @@ def _yaml_scalar(value: str) -> str:
     return value if _PLAIN.match(value) and value not in ("null", "true", "false", "~") else json.dumps(value)
 
 
-def _model_scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
-    """Scalars that are the value of a model key (``model``, ``base_model``, ``tokenizer_source``)."""
-    out: list[yaml.ScalarNode] = []
+Rename = tuple[yaml.ScalarNode, str]  # a scalar of the recipe's text and the YAML text that replaces it
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
+def _renames(node: yaml.Node, names: dict[str, str]) -> list[Rename]:
+    """Every model reference under ``node`` (a model key's value) that ``names`` renames."""
+    out: list[Rename] = []
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value in MODEL_KEYS and isinstance(value, yaml.ScalarNode):
-                out.append(value)
-            elif isinstance(key, yaml.ScalarNode) and key.value in MODEL_KEYS and _path_of(value) is not None:
-                out.append(_path_of(value))  # type: ignore[arg-type]  # mergekit's {path: ..., revision: ...}
+            if isinstance(key, yaml.ScalarNode) and key.value in MODEL_KEYS:
+                out += _reference_renames(value, names)
             else:
-                out += _model_scalars(value)
+                out += _renames(value, names)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            out += _model_scalars(item)
+            out += _renames(item, names)
     return out
 
 
-def _path_of(node: yaml.Node) -> yaml.ScalarNode | None:
-    """The ``path`` scalar of a ``{path: ..., revision: ...}`` model mapping."""
+def _reference_renames(node: yaml.Node, names: dict[str, str]) -> list[Rename]:
+    """A model reference in any form mergekit reads: ``a[@rev][+lora]``, ``{path, revision}``, or
+    ``{model: ..., lora: ...}`` (each part a string or a ``{path, revision}``)."""
+    if isinstance(node, yaml.ScalarNode):
+        return [(node, _yaml_scalar(names[node.value]))] if node.value in names else []
+    keys = _keys(node)
+    if keys is None:
+        return _renames(node, names)
+    if set(keys) <= {"path", "revision"}:
+        path = keys.get("path")
+        return [(path, _yaml_scalar(names[path.value]))] if isinstance(path, yaml.ScalarNode) and path.value in names else []
+    if not set(keys) <= {"model", "lora", "override_architecture"}:
+        return _renames(node, names)
+    try:
+        old = parse_reference({k: _plain(v) for k, v in keys.items()})
+    except (ValueError, TypeError):
+        return []
+    new_name = names.get(str(old)) or names.get(str(old.model))
+    if new_name is None:
+        return []
+    new = parse_reference(new_name)
+    out = _part_renames(keys.get("model"), old.model, new.model)
+    if old.lora is not None and new.lora is not None:
+        out += _part_renames(keys.get("lora"), old.lora, new.lora)
+    return out
+
+
+def _part_renames(node: yaml.Node | None, old: ModelPath, new: ModelPath) -> list[Rename]:
+    """The model or the adapter of a mapping-form reference, renamed where it changed."""
+    if node is None or old == new:
+        return []
+    if isinstance(node, yaml.ScalarNode):
+        return [(node, _yaml_scalar(str(new)))]
+    keys = _keys(node) or {}
+    path, revision = keys.get("path"), keys.get("revision")
+    if not isinstance(path, yaml.ScalarNode):
+        return []
+    if not isinstance(revision, yaml.ScalarNode):
+        return [(path, _yaml_scalar(str(new)))]
+    return [(path, _yaml_scalar(new.path)), (revision, _yaml_scalar(new.revision) if new.revision else "null")]
+
+
+def _keys(node: yaml.Node) -> dict[str, yaml.Node] | None:
     if not isinstance(node, yaml.MappingNode):
         return None
-    keys = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
-    path = keys.get("path")
-    return path if isinstance(path, yaml.ScalarNode) and set(keys) <= {"path", "revision"} else None
+    return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _plain(node: yaml.Node) -> object:
+    """A reference's part as Python (strings, null, ``{path, revision}``): enough for parse_reference."""
+    if isinstance(node, yaml.ScalarNode):
+        return None if node.tag == _NULL_TAG else node.value
+    keys = _keys(node)
+    if keys is None:
+        raise ValueError("not a model reference")
+    return {k: _plain(v) for k, v in keys.items()}
 
 
 def rewrite_refs(text: bytes, names: dict[str, str], *, skip_keys: tuple[str, ...] = ("card",)) -> bytes:
@@ -120,22 +173,19 @@ def rewrite_refs(text: bytes, names: dict[str, str], *, skip_keys: tuple[str, ..
     if root is None:
         return text
     if isinstance(root, yaml.MappingNode):
-        nodes = [
-            s
+        renames = [
+            r
             for key, value in root.value
             if not (isinstance(key, yaml.ScalarNode) and key.value in skip_keys)
-            for s in (
-                [value]
-                if isinstance(key, yaml.ScalarNode) and key.value in MODEL_KEYS and isinstance(value, yaml.ScalarNode)
-                else _model_scalars(value)
+            for r in (
+                _reference_renames(value, names)
+                if isinstance(key, yaml.ScalarNode) and key.value in MODEL_KEYS
+                else _renames(value, names)
             )
         ]
     else:
-        nodes = _model_scalars(root)
-    spans = sorted(
-        ((n.start_mark.index, n.end_mark.index, names[n.value]) for n in nodes if n.value in names),
-        reverse=True,
-    )
+        renames = _renames(root, names)
+    spans = sorted(((n.start_mark.index, n.end_mark.index, new) for n, new in renames), reverse=True)
     for start, end, new in spans:
-        source = source[:start] + _yaml_scalar(new) + source[end:]
+        source = source[:start] + new + source[end:]
     return source.encode("utf-8")

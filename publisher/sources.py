@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from publisher.errors import SourceError
-from publisher.hub.remote_source import SMALL_PATTERNS, RemoteParent
+from publisher.hub.remote_source import OFFLINE_FIX, SMALL_PATTERNS, RemoteParent, RepoNotFound
 from publisher.lora import LoraAdapter, open_adapter
 from publisher.manifest import FileEntry, InputModel, LoraInput
 from publisher.portable import PortableName, portable_name
@@ -27,7 +27,6 @@ from publisher.tensors import ModelFiles, require_hub_safetensors, sha256_file
 HUB_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 ALLOW_PATTERNS = ["*.safetensors", *SMALL_PATTERNS]  # what a snapshot of a parent downloads
-OFFLINE_FIX = "unset HF_HUB_OFFLINE, point HF_ENDPOINT at a reachable Hub (`publisher hub serve` runs one locally)"
 HASH_CACHE = Path(os.environ.get("PUBLISHER_CACHE", Path.home() / ".cache" / "publisher")) / "sha256.json"
 
 
@@ -64,6 +63,11 @@ def _is_path(ref: str) -> bool:
     return ref.count("/") > 1 or "\\" in ref
 
 
+def _shown(raw: Path, recipe_dir: Path) -> str:
+    """A folder that was looked for, as a user reads it: absolute, without ``..``."""
+    return os.path.normpath(raw if raw.is_absolute() else (recipe_dir / raw).absolute())
+
+
 def resolve(
     ref: str,
     *,
@@ -94,7 +98,7 @@ def resolve(
     if ref.startswith(PATH_PREFIXES) or (m is None and _is_path(ref)):
         raw = Path(ref).expanduser()
         raise SourceError(
-            f"folder {raw if raw.is_absolute() else (recipe_dir / raw).absolute()} does not exist",
+            f"folder {_shown(raw, recipe_dir)} does not exist",
             where=where,
             fix="fix the path; a relative path starts at the recipe's folder, then the working directory",
         )
@@ -104,7 +108,33 @@ def resolve(
             where=where,
             fix="use a path to a model folder, 'org/name' or 'org/name@revision'",
         )
-    repo_id, revision = m.group("repo"), m.group("rev")
+    try:
+        return _resolve_hub(ref, m.group("repo"), m.group("rev"), where, pins, recipe_outputs, endpoint, token, headers_dir)
+    except RepoNotFound as e:
+        raise _does_not_exist(e, recipe_dir / parsed.model.path) from None
+
+
+def _does_not_exist(e: RepoNotFound, folder: Path) -> SourceError:
+    """A bare ``org/name`` that is neither a folder here nor a repo there: say both, and what to do."""
+    hub = (f"and {e.repo_id} is not in the local cache (HF_HUB_OFFLINE=1)" if e.offline
+           else f"and no repo {e.repo_id} at {e.endpoint}")
+    fix = (f"fix the path or the repo id; to fetch it, {OFFLINE_FIX}" if e.offline
+           else "fix the path (relative to the recipe's folder) or the repo id; a private repo needs HF_TOKEN")
+    here = " here" if e.offline else ""  # offline, the Hub may well have it: only this machine was asked
+    return SourceError(f"does not exist{here}: no folder {_shown(folder, Path.cwd())} {hub}", where=e.where, fix=fix)
+
+
+def _resolve_hub(
+    ref: str,
+    repo_id: str,
+    revision: str | None,
+    where: str,
+    pins: dict[str, str] | None,
+    recipe_outputs: dict[str, Path] | None,
+    endpoint: str | None,
+    token: str | None,
+    headers_dir: Path | None,
+) -> ResolvedModel:
     if recipe_outputs and repo_id in recipe_outputs:
         path = recipe_outputs[repo_id]
         rev = (pins or {}).get(repo_id)
@@ -128,9 +158,19 @@ def resolve_adapter(ref: str, *, recipe_dir: Path, where: str, endpoint: str | N
     revision: str | None = None
     if local is None:
         m = HUB_REF_RE.fullmatch(ref)
+        if ref.startswith(PATH_PREFIXES) or (m is None and _is_path(ref)):
+            raw = Path(ref).expanduser()
+            raise SourceError(
+                f"LoRA folder {_shown(raw, recipe_dir)} does not exist",
+                where=where,
+                fix="fix the path; a relative path starts at the recipe's folder, then the working directory",
+            )
         if m is None:
             raise SourceError(f"LoRA '{ref}' is neither an existing folder nor a Hub repo id", where=where)
-        local, revision = _download(m.group("repo"), m.group("rev"), where, endpoint, token)
+        try:
+            local, revision = _download(m.group("repo"), m.group("rev"), where, endpoint, token)
+        except RepoNotFound as e:
+            raise _does_not_exist(e, recipe_dir / m.group("repo")) from None
     adapter = open_adapter(ref, local, where)
     adapter.revision = revision
     return adapter
@@ -174,6 +214,7 @@ def _download(
 
     endpoint = resolve_endpoint(endpoint)
     token = resolve_token(token)
+    offline = False
     try:
         with loopback_online(endpoint):
             offline = bool(constants.HF_HUB_OFFLINE)
@@ -191,14 +232,12 @@ def _download(
     except RevisionNotFoundError as e:
         raise SourceError(f"revision '{revision}' of {repo_id} not found", where=where) from e
     except RepositoryNotFoundError as e:
-        raise SourceError(
-            f"repo {repo_id} not found at {endpoint}",
-            where=where,
-            fix="check the repo id, HF_ENDPOINT and HF_TOKEN (private repos need a token)",
-        ) from e
+        raise RepoNotFound(repo_id, endpoint, where) from e
     except Unreachable as e:
         raise unreachable_parent(e, repo_id, where) from None
     except LocalEntryNotFoundError as e:
+        if offline:
+            raise RepoNotFound(repo_id, endpoint, where, offline=True) from e
         hint = "is the server running?" if is_loopback(endpoint) else OFFLINE_FIX
         raise SourceError(
             f"{repo_id} is not in the local cache and {endpoint} cannot be reached",
@@ -233,8 +272,21 @@ def _load_hash_cache() -> dict[str, str]:
 
 
 def _cache_key(path: Path) -> str:
+    """What must be unchanged for a remembered sha256 to hold: ctime too, which no copy
+    (``shutil.copy2`` keeps mtime) or ``os.utime`` can set back."""
     st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+
+
+RACY_SECONDS = 2.0  # a file changed this recently may change again within the same timestamp tick
+
+
+def _settled(path: Path, now: float) -> bool:
+    """Whether a file's timestamps are old enough to tell a later change apart (as git does for
+    "racily clean" entries): one written in the same clock tick as a change after hashing would
+    keep its size and mtime, and a remembered hash would then be wrong."""
+    st = path.stat()
+    return now - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > RACY_SECONDS
 
 
 def _blob_sha(path: Path) -> str | None:
@@ -265,16 +317,26 @@ def known_hashes(paths: list[Path]) -> dict[Path, str]:
 
 
 def remember_hashes(hashes: dict[Path, str]) -> None:
-    """Keep computed hashes (keyed by path, size, mtime and inode) so no build hashes a file twice."""
-    cache = _load_hash_cache()
-    for p, sha in hashes.items():
-        if _blob_sha(p) is None:
-            cache[_cache_key(p)] = sha
+    """Keep computed hashes (keyed by path, size, mtime, ctime and inode) so no build hashes a
+    file twice. Builds running at once each write their own temporary file, under a lock, over
+    what is on disk then: no writer's entries are lost or spliced into another's."""
+    import fcntl
+    import tempfile
+    import time
+
+    now = time.time()
+    fresh = {_cache_key(p): sha for p, sha in hashes.items() if _blob_sha(p) is None and _settled(p, now)}
+    if not fresh:
+        return
     try:
         HASH_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = HASH_CACHE.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, HASH_CACHE)
+        with open(HASH_CACHE.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cache = _load_hash_cache() | fresh
+            fd, tmp = tempfile.mkstemp(prefix=f".{HASH_CACHE.name}.", dir=HASH_CACHE.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(cache))
+            os.replace(tmp, HASH_CACHE)
     except OSError:
         pass  # a cache we cannot write only costs time
 

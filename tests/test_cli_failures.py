@@ -175,6 +175,31 @@ def test_missing_parent_folder_says_it_does_not_exist_with_the_line(tmp_path: Pa
         one_line(publisher(*args, cwd=tmp_path), 2, "recipe.yaml:6: model ./parents/b", f"{tmp_path / 'parents' / 'b'} does not exist")
 
 
+def test_a_bare_repo_id_that_is_neither_a_folder_nor_a_repo_says_it_does_not_exist(
+    tmp_path: Path, local_hub: tuple[str, str]
+) -> None:
+    url, token = local_hub
+    recipe = write_recipe(tmp_path, b="someone/no-such-model")
+    (tmp_path / "lora").mkdir()
+    lora = write_recipe(tmp_path / "lora", b="someone/parent-b+someone/no-such-adapter")
+    folder = tmp_path / "someone" / "no-such-model"
+    on_hub = {"HF_ENDPOINT": url, "HF_TOKEN": token}
+    runs = (("plan", recipe), ("build", recipe, "--out", tmp_path / "out", "--quiet"))
+    for args in runs:  # offline, nothing cached: it may be on a Hub, not here
+        one_line(publisher(*args, cwd=tmp_path, HF_HUB_OFFLINE="1"), 2, "recipe.yaml:8: model someone/parent-a",
+                 f"does not exist here: no folder {tmp_path / 'someone' / 'parent-a'}", "not in the local cache",
+                 "unset HF_HUB_OFFLINE", "publisher hub serve")
+    for args in runs:
+        one_line(publisher(*args, cwd=tmp_path, **on_hub), 2, "recipe.yaml:6: model someone/no-such-model",
+                 f"does not exist: no folder {folder} and no repo someone/no-such-model at {url}", "HF_TOKEN")
+    one_line(publisher("plan", lora, cwd=tmp_path, **on_hub), 2, "recipe.yaml:6: model someone/parent-b+someone/no-such-adapter",
+             f"does not exist: no folder {tmp_path / 'lora' / 'someone' / 'no-such-adapter'} and no repo someone/no-such-adapter")
+    lora.write_text(lora.read_text().replace("someone/no-such-adapter", "../adapters/none"))
+    one_line(publisher("plan", lora, cwd=tmp_path, **on_hub), 2, "recipe.yaml:6: model someone/parent-b+../adapters/none",
+             f"LoRA folder {tmp_path / 'adapters' / 'none'} does not exist")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*partial"))
+
+
 def test_an_existing_empty_out_folder_is_accepted(tmp_path: Path, family: dict[str, Path]) -> None:
     recipe = write_recipe(tmp_path, a=family["a"], b=family["b"])
     (tmp_path / "out").mkdir()
@@ -187,7 +212,7 @@ def test_a_build_that_fails_after_the_merge_leaves_no_work_folder(tmp_path: Path
     (tmp_path / "card.md.j2").write_text("# {{ model.no_such_field.x }}\n")  # fails only when rendered
     text = RECIPE.replace("  license: apache-2.0\n", "  license: apache-2.0\n  template: card.md.j2\n")
     recipe = write_recipe(tmp_path, text, a=family["a"], b=family["b"])
-    proc = publisher("build", recipe, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    proc = publisher("build", recipe, "--out", tmp_path / "builds" / "v1" / "out", "--quiet", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("warning:")]
     assert len(errors) == 1 and "card.md.j2:1" in errors[0] and "no_such_field" in errors[0], proc.stderr

@@ -53,3 +53,21 @@ card:
     assert data["merge"]["slices"][0]["sources"][1]["model"]["path"] == "org/b@" + SHA
     assert data["card"]["comparisons"] == [{"model": "/home/me/a"}]  # not a parent: left alone
     assert rewrite_refs(text, {}) == text
+
+
+def test_rewrite_renames_each_part_of_a_mapping_form_lora_reference() -> None:
+    text = b"""\
+models:
+  - model: {model: org/base, lora: ../adapters/x}
+  - model:
+      model: {path: /home/me/base, revision: null}
+      lora: {path: /home/me/y}
+  - model: /home/me/base+/home/me/y
+"""
+    names = {"org/base+../adapters/x": "org/base+x", "/home/me/base+/home/me/y": "base+y"}
+    data = yaml.safe_load(rewrite_refs(text, names))
+    assert [m["model"] for m in data["models"]] == [
+        {"model": "org/base", "lora": "x"},
+        {"model": {"path": "base", "revision": None}, "lora": {"path": "y"}},
+        "base+y",
+    ]

@@ -109,4 +109,9 @@ def run(args: argparse.Namespace) -> int:
         f"{_size(result.source_bytes)} -> {_size(result.output_bytes)} "
         f"in {len(result.files)} files, {result.seconds:.1f} s -> {escape(str(result.out))}"
     )
+    if args.name is not None and not args.quiet:  # what a build does itself: the release gate, then the card
+        out = escape(str(result.out))
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"to publish it as {escape(args.name)}: publisher check {out} && publisher card {out} && publisher publish {out}"
+        )
     return 0

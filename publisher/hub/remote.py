@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,18 +77,35 @@ def client_settings(endpoint: str) -> Iterator[None]:
         constants.HF_HUB_DISABLE_XET, constants.HF_HUB_OFFLINE = saved
 
 
+class _Online:
+    """Nested and concurrent ``loopback_online`` blocks (parents are read in parallel): the
+    first in turns HF_HUB_OFFLINE off, the last out restores it."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved: bool = False
+
+
 @contextmanager
 def loopback_online(endpoint: str) -> Iterator[None]:
     """Let huggingface_hub reach a loopback server even under ``HF_HUB_OFFLINE`` (downloads)."""
     from huggingface_hub import constants
 
-    saved = constants.HF_HUB_OFFLINE
+    if not is_loopback(endpoint):
+        yield
+        return
+    with _Online.lock:
+        if _Online.depth == 0:
+            _Online.saved = constants.HF_HUB_OFFLINE
+        _Online.depth += 1
+        constants.HF_HUB_OFFLINE = False
     try:
-        if is_loopback(endpoint):
-            constants.HF_HUB_OFFLINE = False
         yield
     finally:
-        constants.HF_HUB_OFFLINE = saved
+        with _Online.lock:
+            _Online.depth -= 1
+            if _Online.depth == 0:
+                constants.HF_HUB_OFFLINE = _Online.saved
 
 
 def _host(endpoint: str) -> str:

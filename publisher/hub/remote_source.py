@@ -33,6 +33,8 @@ from publisher.hub.remote import (
 )
 from publisher.tensors import MAX_HEADER_BYTES, require_hub_safetensors
 
+OFFLINE_FIX = "unset HF_HUB_OFFLINE, point HF_ENDPOINT at a reachable Hub (`publisher hub serve` runs one locally)"
+
 if TYPE_CHECKING:
     import httpx2
 
@@ -190,6 +192,22 @@ def _header_copy(client: Any, parent: RemoteParent, headers: dict[str, str], f: 
     write_header_copy(target, prefix + header, f.size)
 
 
+class RepoNotFound(SourceError):
+    """The Hub has no such repo (or none this token may see); ``offline``: none is cached and
+    HF_HUB_OFFLINE forbids asking. ``sources.resolve`` adds the folder it looked for first."""
+
+    def __init__(self, repo_id: str, endpoint: str, where: str, *, offline: bool = False) -> None:
+        self.repo_id = repo_id
+        self.endpoint = endpoint
+        self.offline = offline
+        if offline:
+            super().__init__(f"{repo_id} is not in the local cache (HF_HUB_OFFLINE=1)", where=where,
+                             fix=f"{OFFLINE_FIX}, or use a local folder")
+        else:
+            super().__init__(f"repo {repo_id} not found at {endpoint}", where=where,
+                             fix="check the repo id, HF_ENDPOINT and HF_TOKEN (private repos need a token)")
+
+
 @contextmanager
 def hub_errors(repo_id: str, revision: str | None, where: str, endpoint: str, token: str | None) -> Iterator[None]:
     """huggingface_hub and transport errors as one SourceError line naming the repo."""
@@ -205,11 +223,7 @@ def hub_errors(repo_id: str, revision: str | None, where: str, endpoint: str, to
     except RevisionNotFoundError as e:
         raise SourceError(f"revision '{revision}' of {repo_id} not found", where=where) from e
     except RepositoryNotFoundError as e:
-        raise SourceError(
-            f"repo {repo_id} not found at {endpoint}",
-            where=where,
-            fix="check the repo id, HF_ENDPOINT and HF_TOKEN (private repos need a token)",
-        ) from e
+        raise RepoNotFound(repo_id, endpoint, where) from e
     except OfflineModeIsEnabled:
         raise SourceError(
             f"HF_HUB_OFFLINE is set: cannot read {repo_id} from {endpoint}",

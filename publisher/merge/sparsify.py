@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
+from publisher.lazy import numpy as np
 from publisher.lazy import torch
 from publisher.merge.methods.common import flat_chunks
 

@@ -74,7 +74,7 @@ def test_plan_of_a_missing_repo_is_one_line(parents: Parents, tmp_path: Path) ->
     done = cli("plan", str(recipe), env={"HF_ENDPOINT": parents.url, "HF_TOKEN": parents.token,
                                          "HF_HOME": str(tmp_path / "hf")})
     assert done.returncode == 2
-    assert "acme/nope not found" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "does not exist" in done.stderr and "no repo acme/nope at" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_a_pickle_only_hub_parent_is_refused_in_one_line(parents: Parents, tmp_path: Path) -> None:
