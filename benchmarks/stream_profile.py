@@ -165,7 +165,7 @@ def main() -> int:
             out = work / "profile.json"
             r0 = resource.getrusage(resource.RUSAGE_SELF)
             subprocess.run([sys.executable, __file__, "--client", str(out), "build", str(work / "r.yaml"), "--out",
-                            str(home / "build"), "--quiet", "--max-shard-size", str(parse_size(args.shard)),
+                            str(home / "build"), "--quiet", "--no-measure", "--max-shard-size", str(parse_size(args.shard)),
                             "--threads", str(args.threads), "--publish"], env=env, check=True)
             r1 = resource.getrusage(resource.RUSAGE_SELF)
             server_cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime

@@ -189,7 +189,7 @@ def main() -> int:
                 .replace("bench/parent-b", str(folders["bench/parent-b"])))
             env, home = client("merge")
             results["merge alone (local parents, no network)"] = run(
-                [py, "-m", "publisher.cli", "build", str(work / "local.yaml"), "--out", str(home / "build"), "--quiet",
+                [py, "-m", "publisher.cli", "build", str(work / "local.yaml"), "--out", str(home / "build"), "--quiet", "--no-measure",
                  "--no-card", "--max-shard-size", str(shard), "--threads", str(args.threads)], env, [home])
             shutil.rmtree(home)
             print("merge floor done", flush=True)
@@ -203,7 +203,7 @@ def main() -> int:
                 (work / f"{name}.yaml").write_text(RECIPE.format(name=f"bench/{name}", layers=args.layers))
             env, home = client("today")
             build = home / "build"
-            cmd = [py, "-m", "publisher.cli", "build", str(work / "today.yaml"), "--out", str(build), "--quiet",
+            cmd = [py, "-m", "publisher.cli", "build", str(work / "today.yaml"), "--out", str(build), "--quiet", "--no-measure",
                    "--max-shard-size", str(shard), "--threads", str(args.threads)]
             with DiskSampler([home]) as disk:
                 b = timed(cmd, env)
@@ -221,7 +221,7 @@ def main() -> int:
             env, home = client("streamed")
             results["streaming: build --publish"] = run(
                 [py, "-m", "publisher.cli", "build", str(work / "streamed.yaml"), "--out", str(home / "build"),
-                 "--quiet", "--max-shard-size", str(shard), "--threads", str(args.threads), "--publish"], env, [home])
+                 "--quiet", "--no-measure", "--max-shard-size", str(shard), "--threads", str(args.threads), "--publish"], env, [home])
             same = all(
                 {f.path: f.lfs.sha256 for f in api.list_repo_tree(f"bench/today{s}", revision="v1.0.0") if f.path.endswith(".safetensors")}
                 == {f.path: f.lfs.sha256 for f in api.list_repo_tree(f"bench/streamed{s}", revision="v1.0.0") if f.path.endswith(".safetensors")}

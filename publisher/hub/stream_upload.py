@@ -2,7 +2,7 @@
 
 Each whole shard goes to its variant's repo with huggingface_hub's ``preupload_lfs_files``
 (a ``CommitOperationAdd`` whose sha256 the writer already computed), on one background
-thread; once the server holds it, the shard is replaced by a header-only stub of the same
+thread (two for the shards left when the merge ends); once the server holds it, the shard is replaced by a header-only stub of the same
 size (the real header over a sparse hole), so the card stage reads its facts as from the
 real file and the publisher's one commit finds the object already on the server and sends
 nothing more. No commit is made here: the version becomes visible only with that commit.
@@ -76,8 +76,9 @@ class HubShardSink:
         self._cond = threading.Condition()
         self._queue: queue.Queue[object] = queue.Queue()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="shard-upload", daemon=True)
-        self._thread.start()
+        self._state = threading.Lock()  # ``uploaded`` and its file, shared by the upload threads
+        self._threads = [threading.Thread(target=self._run, name="shard-upload", daemon=True)]
+        self._threads[0].start()
 
     # ------------------------------------------------------------------ state
     def _load(self) -> dict[str, str]:
@@ -134,8 +135,13 @@ class HubShardSink:
         self._queue.put(shard)
 
     def finish(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join()
+        """Wait for the last uploads. The merge is over, so nothing else competes with them: the
+        shards still queued (each variant's last, at least) go two at a time, not one after another."""
+        if self._error is None and self._queue.qsize() > 0:
+            tail = threading.Thread(target=self._run, name="shard-upload-tail", daemon=True)
+            tail.start()
+            self._threads.append(tail)
+        self._stop_threads(timeout=None)
         self._raise()
 
     def abort(self) -> None:
@@ -143,8 +149,13 @@ class HubShardSink:
             if self._error is None:
                 self._error = PublisherError("aborted")
             self._cond.notify_all()
-        self._queue.put(_STOP)
-        self._thread.join(timeout=600)
+        self._stop_threads(timeout=600)
+
+    def _stop_threads(self, timeout: float | None) -> None:
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for t in self._threads:
+            t.join(timeout=timeout)
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -181,9 +192,10 @@ class HubShardSink:
             self.log(f"{repo_id}: uploading {path_in_repo} ({shard.digest.size / 1e9:.2f} GB)")
             self._call(lambda: self.api.preupload_lfs_files(repo_id, additions=[op], num_threads=1),
                        f"uploading {path_in_repo} to {repo_id}")
-            self.bytes_sent += shard.digest.size
-            self.uploaded[shard.key] = shard.digest.sha256
-            self._save()
+            with self._state:
+                self.bytes_sent += shard.digest.size
+                self.uploaded[shard.key] = shard.digest.sha256
+                self._save()
         _to_stub(shard.path)
 
     def _held(self, shards: list[DoneShard]) -> set[str]:

@@ -59,6 +59,9 @@ def test_stage_published_as_its_own_repo_with_lineage(hub: Hub, tmp_path: Path) 
     [parent] = [i for i in json.loads((out / "manifest.json").read_text())["inputs"] if i["repo_id"] == "acme/blend-ab"]
     assert parent["kind"] == "recipe" and parent["revision"] is None  # no commit before it is published
 
+    dry = publish(out, dry_run=True, endpoint=hub.url, token=hub.token, retry=FAST_RETRY)
+    assert [(r.repo_id, r.action) for r in dry.results] == [("acme/blend-ab", "would create and publish"), ("acme/final", "would create and publish")]
+    assert not list(hub.api().list_models(author="acme"))  # a dry run writes nothing
     report = publish(out, endpoint=hub.url, token=hub.token, retry=FAST_RETRY)
     assert [(r.repo_id, r.action) for r in report.results] == [("acme/blend-ab", "published"), ("acme/final", "published")]
     api = hub.api()

@@ -214,7 +214,9 @@ card:
   license: apache-2.0
 """
 MULTI_RECIPE = """\
-name: stage-one
+name: acme/stage-one
+version: 1.0.0
+card: {{license: apache-2.0}}
 merge_method: slerp
 base_model: acme/base-a
 slices:
@@ -230,7 +232,7 @@ name: acme/multi
 version: 1.0.0
 merge_method: linear
 models:
-  - model: stage-one
+  - model: acme/stage-one
     parameters: {{weight: 0.5}}
   - model: ../models/acme--base-c
     parameters: {{weight: 0.5}}
@@ -272,7 +274,7 @@ def test_lora_and_multi_stage_parents_publish_no_path_of_this_machine(hub: Hub, 
         (f"acme/base-a@{sha}", "hub", None), (f"acme/base-a@{sha}+style", "hub", "style"),
         ("acme/base-b+tone", "hub", "tone"), ("acme--base-c+chat", "local", "chat")]
     machine = [str(tmp_path), str(Path.home()), str(ROOT_DIR), "/tmp/", "snapshots/", "models--", "../"]
-    for repo_id in ("acme/lora-merge", "acme/lora-merge-FP8", "acme/multi"):
+    for repo_id in ("acme/lora-merge", "acme/lora-merge-FP8", "acme/stage-one", "acme/multi"):
         files = published_files(hub, repo_id, tmp_path / "check" / repo_id)
         assert {"manifest.json", "recipe.yaml", "README.md", "config.json"} <= set(files)
         for name, data in files.items():
