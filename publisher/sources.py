@@ -58,6 +58,16 @@ def local_candidate(ref: str, recipe_dir: Path) -> Path | None:
 PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
 
 
+def _refuse_missing_folder(ref: str, hub_match: re.Match[str] | None, what: str, recipe_dir: Path, where: str) -> None:
+    """A reference written as a path (or no Hub repo id) whose folder is missing: say so, not the Hub's error."""
+    if ref.startswith(PATH_PREFIXES) or (hub_match is None and _is_path(ref)):
+        raise SourceError(
+            f"{what} {_shown(Path(ref).expanduser(), recipe_dir)} does not exist",
+            where=where,
+            fix="fix the path; a relative path starts at the recipe's folder, then the working directory",
+        )
+
+
 def _is_path(ref: str) -> bool:
     """Not a repo id, but shaped like a path: more than one '/', or a backslash."""
     return ref.count("/") > 1 or "\\" in ref
@@ -95,13 +105,7 @@ def resolve(
     if local is not None:
         return ResolvedModel(ref=ref, kind="local", path=local, files=_open(local, where))
     m = HUB_REF_RE.fullmatch(ref)
-    if ref.startswith(PATH_PREFIXES) or (m is None and _is_path(ref)):
-        raw = Path(ref).expanduser()
-        raise SourceError(
-            f"folder {_shown(raw, recipe_dir)} does not exist",
-            where=where,
-            fix="fix the path; a relative path starts at the recipe's folder, then the working directory",
-        )
+    _refuse_missing_folder(ref, m, "folder", recipe_dir, where)
     if m is None:
         raise SourceError(
             f"'{ref}' is neither an existing folder nor a Hub repo id",
@@ -158,13 +162,7 @@ def resolve_adapter(ref: str, *, recipe_dir: Path, where: str, endpoint: str | N
     revision: str | None = None
     if local is None:
         m = HUB_REF_RE.fullmatch(ref)
-        if ref.startswith(PATH_PREFIXES) or (m is None and _is_path(ref)):
-            raw = Path(ref).expanduser()
-            raise SourceError(
-                f"LoRA folder {_shown(raw, recipe_dir)} does not exist",
-                where=where,
-                fix="fix the path; a relative path starts at the recipe's folder, then the working directory",
-            )
+        _refuse_missing_folder(ref, m, "LoRA folder", recipe_dir, where)
         if m is None:
             raise SourceError(f"LoRA '{ref}' is neither an existing folder nor a Hub repo id", where=where)
         try:
