@@ -18,7 +18,8 @@ and, as a third floor, the merge alone (``publisher build`` from the parents' fo
 Runs 1-4 are repeated for each ``--rate DOWN/UP`` setting: the local Hub's bandwidth limits
 (``hub/server/throttle.py``, as ``publisher hub serve --max-rate-down/--max-rate-up``), so
 floors and releases of one setting are measured on the same server with the same limits.
-``--tail-ab`` adds a streaming run whose last shards go one at a time (``PUBLISHER_TAIL_UPLOADS=1``).
+``--tail-ab`` adds, to the first setting, a streaming run whose last shards go one at a time
+(``PUBLISHER_TAIL_UPLOADS=1``) rather than two at a time.
 
 Everything under ``--work`` is deleted at the end (parents, the Hub's data, the builds).
 """
@@ -184,7 +185,7 @@ def release_once(label: str, tag: str, ctx: dict, results: dict) -> dict[str, fl
     shutil.rmtree(home)  # the baseline's cache and build: room for the next run
     print(f"[{label}] upload floor {row['upload alone (huggingface_hub, the outputs)'][0]:.1f} s", flush=True)
     runs = [("streaming: build --publish", "streamed", {})]
-    if ctx["tail_ab"]:
+    if ctx["tail_ab"] and tag == "0":  # the first setting only: under a rate limit both tails share one bucket
         runs.append(("streaming, last shards one at a time", "streamed1", {"PUBLISHER_TAIL_UPLOADS": "1"}))
     for title, name, extra in runs:
         env, home = client(f"{name}-{tag}")
@@ -241,7 +242,7 @@ def main() -> int:
                     help="the local Hub's bandwidth limits for one setting (e.g. 100MB/50MB), 'none' for unlimited; "
                     "repeatable: every setting is measured on the same parents (default: none)")
     ap.add_argument("--tail-ab", action="store_true",
-                    help="also run the streaming release with its last shards uploaded one at a time")
+                    help="also run the streaming release with its last shards uploaded one at a time (first setting)")
     ap.add_argument("--keep", action="store_true", help="keep --work (parents, Hub data) afterwards")
     args = ap.parse_args()
     settings = [(text, parse_rate(text)) for text in (args.rate or ["none"])]
