@@ -234,7 +234,7 @@ class RangeSource:
         headers = request_headers(r.parent.token)
 
         def once() -> None:
-            _stream_into(client, url, headers, req.start, req.length, views)
+            stream_into(client, url, headers, req.start, req.length, views)
 
         try:
             self.retry.call(once, what, r.parent.token)
@@ -289,7 +289,7 @@ def _gaps(start: int, end: int) -> list[_Piece]:
     return [_Piece(s, min(REQUEST_BYTES, end - s), None, hashed=True) for s in range(start, end, REQUEST_BYTES)]
 
 
-def _stream_into(client: Any, url: str, headers: dict[str, str], start: int, length: int, views: list[memoryview]) -> None:
+def stream_into(client: Any, url: str, headers: dict[str, str], start: int, length: int, views: list[memoryview]) -> None:
     """One Range request; its body fills ``views`` in order (exactly ``length`` bytes)."""
     from huggingface_hub.utils import hf_raise_for_status
 
