@@ -227,6 +227,30 @@ class MergeConfig(_Strict):
                 out.append(spec.source.model)
         return out
 
+    def legacy_slerp_slices(self) -> list[int]:
+        """SLERP slices whose base model is none of their two sources. mergekit >= 0.0.4 refuses
+        them; published configs of its earlier versions use them, and mergekit <= 0.0.3.2 built
+        them from the slice's second source (t = 0) to its first: we do the same, with a warning."""
+        if self.merge_method != "slerp" or self.slices is None:
+            return []
+        out = []
+        for i, s in enumerate(self.slices):
+            base = s.base_model or self.base_model
+            refs = list(dict.fromkeys(src.model for src in s.sources))
+            if base and base not in refs and len(refs) == 2:
+                out.append(i)
+        return out
+
+    def weightless_base(self) -> str | None:
+        """The base model of legacy SLERP slices when no slice reads its weights: it gives the
+        config.json and the tokenizer only (mergekit <= 0.0.3.2), not a weight parent."""
+        legacy = self.legacy_slerp_slices()
+        if not self.base_model or not legacy or len(legacy) != len(self.slices or []):
+            return None
+        if any(self.slices[i].base_model not in (None, self.base_model) for i in legacy):  # type: ignore[index]
+            return None
+        return self.base_model
+
     @field_validator("tokenizer_source", mode="before")
     @classmethod
     def _tokenizer_ref(cls, v: Any) -> Any:

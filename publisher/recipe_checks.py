@@ -70,7 +70,7 @@ def check_merge(loaded: LoadedRecipe, warnings: Warnings) -> None:
                 fix="make every layer_range in the slice the same length",
             )
     _check_duplicates(loaded, warnings)
-    _check_model_count(loaded, method)
+    _check_model_count(loaded, method, warnings)
     for q_i, _q in enumerate(loaded.recipe.quantize):
         if loaded.recipe.name is None:
             raise RecipeError(
@@ -165,7 +165,7 @@ def _check_ref(loaded: LoadedRecipe, loc: Loc, ref: str) -> None:
         )
 
 
-def _check_model_count(loaded: LoadedRecipe, method: MergeMethod) -> None:
+def _check_model_count(loaded: LoadedRecipe, method: MergeMethod, warnings: Warnings) -> None:
     merge = loaded.merge
     if merge.models is not None:
         refs = list(dict.fromkeys(m.model for m in merge.models))
@@ -177,8 +177,18 @@ def _check_model_count(loaded: LoadedRecipe, method: MergeMethod) -> None:
             (("slices", i), list(dict.fromkeys(src.model for src in s.sources)), s.base_model or merge.base_model)
             for i, s in enumerate(merge.slices or [])
         ]
+    legacy = set(merge.legacy_slerp_slices())
     for loc, refs, base in groups:
         where = _at(loaded, *loc)
+        if loc[0] == "slices" and loc[1] in legacy:
+            warnings.add(
+                f"base model {base} is not among the slice's sources: mergekit >= 0.0.4 refuses this; "
+                "built as mergekit <= 0.0.3.2 did (SLERP from the slice's second source, t = 0, to its first; "
+                f"config.json and tokenizer from {base}, none of its weights)",
+                where=where,
+                fix="add the base model as a source of the slice",
+            )
+            continue
         if method.needs_base and not base:
             raise RecipeError(
                 f"{method.name} needs a base model",

@@ -99,6 +99,8 @@ def _merge_section(ctx: BuildContext) -> dict[str, Any]:
         "pretty": (method.pretty_name if method and method.pretty_name else m.merge_method),
         "reference_url": method.reference_url if method and method.reference_url else None,
         "base": base,
+        # a legacy SLERP's base outside its slices: config.json and tokenizer, no weights
+        "donor": r.merge.weightless_base(),
         "parents": parents,
         "others": [p for p in parents if p.ref != base and p.repo_id != base],
         "dtype": r.merge.dtype,

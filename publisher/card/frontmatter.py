@@ -30,12 +30,15 @@ def front_matter(ctx: BuildContext, variant: Variant, facts: ModelFacts, merged:
         relation = "quantized" if merged.repo_id else None
         results = None
     else:
-        # a LoRA parent (relation "adapter") lists its base and its adapter
+        # a LoRA parent (relation "adapter") lists its base and its adapter; a legacy SLERP's
+        # base outside its slices gave only config and tokenizer: not a weight parent
+        donor = r.merge.weightless_base()
         repos = [
-            r
+            repo
             for p in ctx.lineage.root.parents
-            for r in ([q.repo_id for q in p.parents] if p.relation == "adapter" else [p.repo_id])
-            if r
+            if donor is None or donor not in (p.ref, p.repo_id)
+            for repo in ([q.repo_id for q in p.parents] if p.relation == "adapter" else [p.repo_id])
+            if repo
         ]
         base_model = repos or None
         relation = "merge" if repos else None

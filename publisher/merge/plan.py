@@ -209,6 +209,7 @@ class Planner:
                 kind,
                 tokens,
                 merge.tokenizer.pad_to_multiple_of if merge.tokenizer else None,
+                frozenset({base}) if merge.weightless_base() else frozenset(),
             )
         except (OSError, ValueError) as e:
             raise MergeError(
@@ -234,6 +235,10 @@ class Planner:
         if base and base not in [s.model for s in sources]:
             sources.append(InputSlice(model=base, layer_range=(0, _num_layers(self.models[self.index[base]]))))
         return [OutputSlice(sources=sources)]
+
+    def _legacy(self, out_slice: OutputSlice) -> bool:
+        slices = self.merge.slices or []
+        return any(slices[i] is out_slice for i in self.merge.legacy_slerp_slices())
 
     def _base_of(self, out_slice: OutputSlice) -> str | None:
         return out_slice.base_model or self.merge.base_model
@@ -320,6 +325,8 @@ class Planner:
                     fix="merge models of the same architecture and size",
                 )
         base_pos = refs.index(base) if base in refs else None
+        if base_pos is None and self._legacy(out_slice) and len(refs) == 2:
+            base_pos = 1  # mergekit <= 0.0.3.2: SLERP from the slice's second source to its first
         params, model_params = self._params(out_name, resolved_names, t, out_slice, refs, base)
         if self.merge.out_dtype:
             out_dtype = dtype_name(self.merge.out_dtype)

@@ -148,9 +148,11 @@ def plan_vocabulary(
     source: str | int,
     tokens: dict[str, dict[str, Any]],
     pad_to_multiple_of: int | None,
+    weightless: frozenset[int] = frozenset(),
 ) -> VocabPlan:
     """The output tokenizer and each parent's alignment. ``source``: 'base', 'union' or a model index;
-    ``tokens``: token -> {'source': model index | ('row', model, id) | ('token', model, str) | 'zero', 'force'}."""
+    ``tokens``: token -> {'source': model index | ('row', model, id) | ('token', model, str) | 'zero', 'force'};
+    ``weightless``: models that give a tokenizer but no embedding rows (a legacy SLERP's base)."""
     toks = [_load(f) for f in folders]
     sizes = [_vocab_size(c, t) for c, t in zip(configs, toks, strict=True)]
     if source == "base":
@@ -200,18 +202,18 @@ def plan_vocabulary(
             if src[2] not in mv:
                 raise MergeError(f"token {src[2]!r} is not in the vocabulary of the model named for {t!r}")
             defaults[tid] = RowSource("row", model=src[1], row=mv[src[2]])
-    everyone = range(len(toks))
+    everyone = [m for m in range(len(toks)) if m not in weightless]
     for t, tid in vocab.items():
         if t in tokens and tid in defaults:
             continue
         have = [m for m in everyone if index[m][tid] >= 0]
-        if len(have) == len(toks):
+        if len(have) == len(everyone):
             continue
         if len(have) == 1:
             defaults[tid] = RowSource("model", model=have[0])
         elif not have:
             defaults[tid] = RowSource("zero")
-        elif index[base][tid] >= 0:
+        elif base not in weightless and index[base][tid] >= 0:
             defaults[tid] = RowSource("model", model=base)
         else:
             defaults[tid] = RowSource("mean")

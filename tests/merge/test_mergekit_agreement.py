@@ -39,6 +39,11 @@ ULP_ALLOWED: dict[str, int] = {
     # regenerated on an AVX-512 Xeon: 0 ulp), but a fixture made on another CPU was 4 ulp away
     # from both our output and mergekit's own on this one.
     "nuslerp_noflatten_f32": 4,
+    # mergekit v0.0.3.2's own output (not 0.1.5's): its SLERP reduces norms and the dot product in
+    # numpy float32 over the whole tensor (pairwise sums), where 0.1.5 and we sum in torch; one
+    # element of 2 of the 291 tensors is 1 ulp away. The direction and the donor are pinned at
+    # 0 ulp against 0.1.5 by test_legacy_slerp.py.
+    "v0032_slerp_base_outside_sources": 1,
 }
 
 

@@ -500,6 +500,23 @@ LENIENCY_CASES = (
 
 CASES.update(WIDE_CASES)
 
+# A SLERP slice whose base model is neither source (published configs of Dec 2023 / Jan 2024):
+# mergekit >= 0.0.4 refuses it, mergekit <= 0.0.3.2 interpolates from the slice's SECOND source
+# (t = 0) to its first. 0.1.5 computes the same bytes when the second source is named the base:
+# tests/merge/test_legacy_slerp.py builds LEGACY_SLERP with our code against this fixture.
+CASES["slerp_second_source_as_base"] = {
+    "merge_method": "slerp",
+    "slices": _slerp_slices(BF16, "a", "b"),
+    "base_model": f"{BF16}/b",
+    "parameters": {"t": LAZY_T},
+    "dtype": "bfloat16",
+}
+LEGACY_SLERP: dict[str, Any] = {**CASES["slerp_second_source_as_base"], "base_model": f"{BF16}/base"}
+
+# Cases whose reference is mergekit v0.0.3.2 itself (regenerate.py --legacy-src, see README.md):
+# the agreement test builds them like every other case.
+LEGACY_CASES: dict[str, dict[str, Any]] = {"v0032_slerp_base_outside_sources": LEGACY_SLERP}
+
 
 def resolve_paths(config: Any, family: dict[str, str]) -> Any:
     """Replace the FAMILY_* placeholders with real folders, recursively."""

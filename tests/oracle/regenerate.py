@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import BF16, CASES, F32, LORA, VOCAB, WIDE, resolve_paths  # noqa: E402
+from cases import BF16, CASES, F32, LEGACY_CASES, LORA, VOCAB, WIDE, resolve_paths  # noqa: E402
 
 from publisher.standins import TINY, WIDE_SHARD_BYTES, generate_family  # noqa: E402
 from publisher.standins import WIDE as WIDE_SHAPE  # noqa: E402
@@ -45,6 +45,14 @@ VENV = ROOT / ".oracle-venv-mergekit"
 FIXTURES = ROOT / "tests" / "fixtures" / "mergekit"
 TORCH = "torch==2.13.0"
 MERGEKIT = "mergekit==0.1.5"
+# mergekit v0.0.3.2 (LEGACY_CASES): its own pins, transformers of its time; installed from a
+# source tree (`git archive v0.0.3.2` of mergekit's repository) and run from it with PYTHONPATH,
+# as its wheel leaves out the mergekit.scripts package.
+LEGACY_VENV = ROOT / ".oracle-venv-mergekit-0032"
+LEGACY_DEPS = (
+    "transformers==4.36.2", "safetensors==0.4.1", "accelerate==0.25.0", "pydantic==2.5.3",
+    "tqdm==4.66.1", "click==8.1.7", "peft==0.7.1", "huggingface_hub", "sentencepiece", "protobuf",
+)  # fmt: skip
 KEEP = ("config.json",)
 
 
@@ -66,6 +74,21 @@ def ensure_venv() -> Path:
         subprocess.run([*pip, TORCH], check=True)  # first: the local CPU wheel
         subprocess.run([*pip, MERGEKIT], check=True)
     return VENV / "bin" / "mergekit-yaml"
+
+
+def ensure_legacy_venv(src: Path) -> list[str]:
+    """The command that runs mergekit v0.0.3.2 from ``src`` (its source tree)."""
+    if not (src / "mergekit" / "scripts" / "run_yaml.py").is_file():
+        raise SystemExit(f"{src}: not a mergekit source tree (git archive v0.0.3.2 | tar -x -C DIR)")
+    py = LEGACY_VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LEGACY_VENV)], check=True)
+    check = subprocess.run([str(py), "-c", "import torch, transformers, accelerate"], capture_output=True)
+    if check.returncode != 0:
+        pip = [str(py), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, TORCH], check=True)
+        subprocess.run([*pip, *LEGACY_DEPS], check=True)
+    return ["env", f"PYTHONPATH={src.resolve()}", str(py), "-m", "mergekit.scripts.run_yaml"]
 
 
 def versions() -> dict[str, str]:
@@ -118,13 +141,16 @@ def make_families(work: Path) -> dict[str, Path]:
     return fams
 
 
-def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergekit_yaml: Path, work: Path) -> None:
+def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergekit_yaml: Path | list[str], work: Path) -> None:
     resolved = resolve_paths(config, {k: str(v) for k, v in fams.items()})
     cfg_path = work / f"{name}.yml"
     cfg_path.write_text(yaml.safe_dump(resolved, sort_keys=False))
     out = work / f"out-{name}"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TRANSFORMERS_OFFLINE="1")
-    cmd = [str(mergekit_yaml), str(cfg_path), str(out), "--no-cuda", "--quiet", "--no-write-model-card", "--no-copy-tokenizer"]
+    legacy = isinstance(mergekit_yaml, list)
+    cmd = [*mergekit_yaml] if legacy else [str(mergekit_yaml)]
+    cmd += [str(cfg_path), str(out), "--no-cuda", "--no-write-model-card", "--no-copy-tokenizer"]
+    cmd += [] if legacy else ["--quiet"]  # v0.0.3.2 has no --quiet
     cmd += ["--lora-merge-cache", str(work / "lora-cache")]  # mergekit merges adapters into a copy first
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -152,11 +178,25 @@ def run_case(name: str, config: dict[str, object], fams: dict[str, Path], mergek
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument(
+        "--legacy-src", type=Path, help="mergekit v0.0.3.2's source tree: regenerate LEGACY_CASES with it (only them)"
+    )
     args = parser.parse_args()
-    names = args.cases.split(",") if args.cases else list(CASES)
-    unknown = [n for n in names if n not in CASES]
+    table = LEGACY_CASES if args.legacy_src else CASES
+    names = args.cases.split(",") if args.cases else list(table)
+    unknown = [n for n in names if n not in table]
     if unknown:
         raise SystemExit(f"unknown cases: {unknown}")
+    if args.legacy_src:
+        with tempfile.TemporaryDirectory(prefix="mergekit-oracle-legacy-") as tmp:
+            fams = make_families(Path(tmp))
+            meta = json.loads((FIXTURES / "family.json").read_text())
+            if family_digests(fams) != meta["family"]:
+                raise SystemExit("the stand-ins changed: regenerate the 0.1.5 cases first")
+            cmd = ensure_legacy_venv(args.legacy_src)
+            for name in names:
+                run_case(name, LEGACY_CASES[name], fams, cmd, Path(tmp))
+        return
     mergekit_yaml = ensure_venv()
     FIXTURES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mergekit-oracle-") as tmp:
@@ -166,7 +206,7 @@ def main() -> None:
         (FIXTURES / "family.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         if not args.cases:  # a full run drops fixtures of cases that no longer exist
             for stale in FIXTURES.iterdir():
-                if stale.is_dir() and stale.name not in CASES:
+                if stale.is_dir() and stale.name not in CASES and stale.name not in LEGACY_CASES:
                     shutil.rmtree(stale)
         for name in names:
             run_case(name, CASES[name], fams, mergekit_yaml, work)
