@@ -181,18 +181,36 @@ CHAT_TEMPLATE = (
 CHARS = "\n" + "".join(chr(c) for c in range(32, 127))  # newline and printable ASCII
 
 
+SPECIALS = ["<unk>", "<s>", "</s>"]
+
+
 def write_tokenizer(out: Path, vocab: int, kind: str = "words") -> None:
     """A word-level tokenizer (``<unk> <s> </s> w3 … w{vocab-1}``) that transformers loads offline.
 
     ``kind="chars"``: one token per character (newline and printable ASCII, then ``w…`` fillers),
     so English text such as the measured pass's evaluation text is mostly known tokens.
     """
-    specials = ["<unk>", "<s>", "</s>"]
-    words = {tok: i for i, tok in enumerate(specials)}
+    tokens = list(SPECIALS)
     if kind == "chars":
-        words.update({c: len(specials) + i for i, c in enumerate(CHARS[: vocab - len(specials)])})
-    words.update({f"w{i}": i for i in range(len(words), vocab)})
-    tokenizer = {
+        tokens += CHARS[: vocab - len(SPECIALS)]
+    tokens += [f"w{i}" for i in range(len(tokens), vocab)]
+    pre_tokenizer: dict[str, object] = _CHAR_SPLIT if kind == "chars" else {"type": "WhitespaceSplit"}
+    write_word_level_tokenizer(out, tokens, SPECIALS, pre_tokenizer=pre_tokenizer, chat_template=CHAT_TEMPLATE)
+
+
+def write_word_level_tokenizer(
+    out: Path,
+    tokens: list[str],
+    specials: list[str],
+    *,
+    pre_tokenizer: dict[str, object] | None = None,
+    chat_template: str | None = None,
+) -> None:
+    """``tokenizer.json`` (WordLevel, ids in ``tokens`` order, ``specials`` as added special tokens),
+    ``tokenizer_config.json`` and ``special_tokens_map.json``: the one writer of every stand-in's
+    tokenizer, so their bytes (and the oracle's digests of them) come from one place."""
+    special = set(specials)
+    tokenizer: dict[str, object] = {
         "version": "1.0",
         "truncation": None,
         "padding": None,
@@ -206,23 +224,25 @@ def write_tokenizer(out: Path, vocab: int, kind: str = "words") -> None:
                 "normalized": False,
                 "special": True,
             }
-            for i, tok in enumerate(specials)
+            for i, tok in enumerate(tokens)
+            if tok in special
         ],
         "normalizer": None,
-        "pre_tokenizer": _CHAR_SPLIT if kind == "chars" else {"type": "WhitespaceSplit"},
+        "pre_tokenizer": pre_tokenizer or {"type": "WhitespaceSplit"},
         "post_processor": None,
         "decoder": None,
-        "model": {"type": "WordLevel", "vocab": words, "unk_token": "<unk>"},
+        "model": {"type": "WordLevel", "vocab": {tok: i for i, tok in enumerate(tokens)}, "unk_token": "<unk>"},
     }
     (out / "tokenizer.json").write_text(json.dumps(tokenizer, indent=1) + "\n")
-    config = {
+    config: dict[str, object] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": "<s>",
         "eos_token": "</s>",
         "unk_token": "<unk>",
         "model_max_length": 32768,
-        "chat_template": CHAT_TEMPLATE,
     }
+    if chat_template is not None:
+        config["chat_template"] = chat_template
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "special_tokens_map.json").write_text(
         json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, indent=2) + "\n"

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         + f", {size / 1e9:.2f} GB"
     )
     if result.checks is not None:
-        return print_report(result.checks, result.out, console)
+        return print_report(result.checks, result.out, console, quiet=args.quiet)
     return 0
 
 

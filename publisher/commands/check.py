@@ -47,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def print_report(report: CheckReport, build_dir: Path, console: Console) -> int:
-    """The measurements as a table, each failure as one line on stderr; 2 when the gate is closed."""
-    if report.measurements and report.text is not None:
+def print_report(report: CheckReport, build_dir: Path, console: Console, *, quiet: bool = False) -> int:
+    """The measurements as a table (not when ``quiet``), each failure as one line on stderr, then the
+    verdict line; 2 when the gate is closed."""
+    if report.measurements and report.text is not None and not quiet:
         t = report.text
         table = Table(
             title=f"measured over {t.tokens} tokens of {t.source} (sha256 {t.sha256[:12]}) on {report.device}",

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         args.build_dir,
         dry_run=args.dry_run,
         endpoint=args.endpoint,
-        log=lambda msg: console.print(f"[dim]{escape(msg)}[/]"),
+        log=None if args.quiet else lambda msg: console.print(f"[dim]{escape(msg)}[/]"),
     )
     print_report(report, console)
     return 0
