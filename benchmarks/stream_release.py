@@ -49,7 +49,7 @@ from huggingface_hub import HfApi  # noqa: E402
 from publisher.commands.common import parse_size  # noqa: E402
 from publisher.hub.server import LocalHub  # noqa: E402
 from publisher.hub.server.throttle import Limits  # noqa: E402
-from publisher.standins import SEVEN_B, Recipe, generate_model, with_layers  # noqa: E402
+from publisher.standins import SEVEN_B, MistralShape, Recipe, generate_model, with_layers  # noqa: E402
 
 RECIPE = """\
 name: {name}
@@ -244,6 +244,7 @@ def main() -> int:
     ap.add_argument("--tail-ab", action="store_true",
                     help="also run the streaming release with its last shards uploaded one at a time (first setting)")
     ap.add_argument("--keep", action="store_true", help="keep --work (parents, Hub data) afterwards")
+    ap.add_argument("--smoke", action="store_true", help="a 1024-wide stand-in instead of 7B width: checks the script, in minutes")
     args = ap.parse_args()
     settings = [(text, parse_rate(text)) for text in (args.rate or ["none"])]
     shard = parse_size(args.shard)
@@ -253,14 +254,15 @@ def main() -> int:
     py = sys.executable
     results: dict[str, dict] = {}
     try:
-        shape = with_layers(SEVEN_B, args.layers)
+        shape = with_layers(MistralShape(hidden=1024, intermediate=2048, layers=32, heads=8, kv_heads=4, vocab=8192)
+                            if args.smoke else SEVEN_B, args.layers)
         t0 = time.monotonic()
         folders = {}
         for repo, seed in (("bench/parent-a", 1), ("bench/parent-b", 2)):
             folders[repo] = generate_model(work / "parents" / repo.split("/")[1], shape, recipe=Recipe(seed=seed),
                                            max_shard_bytes=5_000_000_000)
         parent_bytes = sum(f.stat().st_size for d in folders.values() for f in d.glob("*.safetensors"))
-        print(f"parents: 2 x {parent_bytes / 2e9:.2f} GB ({args.layers} layers of 7B width), "
+        print(f"parents: 2 x {parent_bytes / 2e9:.2f} GB ({args.layers} layers of width {shape.hidden}), "
               f"generated in {time.monotonic() - t0:.0f} s", flush=True)
         with LocalHub(work / "hub") as server:
             token = server.create_token("bench", "write")
