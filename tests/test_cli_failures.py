@@ -203,7 +203,7 @@ def test_a_bare_repo_id_that_is_neither_a_folder_nor_a_repo_says_it_does_not_exi
 def test_an_existing_empty_out_folder_is_accepted(tmp_path: Path, family: dict[str, Path]) -> None:
     recipe = write_recipe(tmp_path, a=family["a"], b=family["b"])
     (tmp_path / "out").mkdir()
-    proc = publisher("build", recipe, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    proc = publisher("build", recipe, "--out", tmp_path / "out", "--quiet", "--no-measure", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "manifest.json").is_file() and (tmp_path / "out" / "variants" / "FP8" / "README.md").is_file()
 
@@ -212,7 +212,7 @@ def test_a_build_that_fails_after_the_merge_leaves_no_work_folder(tmp_path: Path
     (tmp_path / "card.md.j2").write_text("# {{ model.no_such_field.x }}\n")  # fails only when rendered
     text = RECIPE.replace("  license: apache-2.0\n", "  license: apache-2.0\n  template: card.md.j2\n")
     recipe = write_recipe(tmp_path, text, a=family["a"], b=family["b"])
-    proc = publisher("build", recipe, "--out", tmp_path / "builds" / "v1" / "out", "--quiet", cwd=tmp_path)
+    proc = publisher("build", recipe, "--out", tmp_path / "builds" / "v1" / "out", "--quiet", "--no-measure", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("warning:")]
     assert len(errors) == 1 and "card.md.j2:1" in errors[0] and "no_such_field" in errors[0], proc.stderr
