@@ -117,6 +117,8 @@ def test_quiet_silences_huggingface_hub_bars(tmp_path: Path, local_hub: tuple[st
     proc = publisher("publish", tmp_path / "out", "--quiet", cwd=tmp_path, HF_ENDPOINT=url, HF_TOKEN=token)
     assert proc.returncode == 0, proc.stderr
     assert "%|" not in proc.stderr and "it/s" not in proc.stderr, proc.stderr
+    assert ": committing " not in proc.stdout and ": tagging " not in proc.stdout, proc.stdout  # the result table only
+    assert "someone/merged-FP8" in proc.stdout, proc.stdout
 
 
 # A bad value in each recipe section, with the line it is on. The parents do not exist:
