@@ -65,7 +65,7 @@ def load_located(path: Path) -> LocatedYaml:
             several = False
         if several:
             raise RecipeError(
-                "a multi-document recipe (mergekit-multi stages): only 'publisher build' and 'publisher plan' read it",
+                "a multi-document recipe (mergekit-multi stages): only 'publisher build', 'plan' and 'release' read it",
                 where=str(path),
                 fix="build or plan it; for anything else, put one document in a file of its own",
             )

@@ -15,29 +15,7 @@ from safetensors.torch import load_file
 from publisher.build import BuildOptions, build
 from publisher.errors import RecipeError
 from publisher.recipe import load_recipe
-
-MULTI = """\
-name: blend-ab
-merge_method: slerp
-base_model: {a}
-slices:
-  - sources:
-      - model: {a}
-        layer_range: [0, 32]
-      - model: {b}
-        layer_range: [0, 32]
-parameters:
-  t: 0.3
-dtype: bfloat16
----
-merge_method: linear
-models:
-  - model: blend-ab
-    parameters: {weight: 0.6}
-  - model: {base}
-    parameters: {weight: 0.4}
-dtype: bfloat16
-"""
+from tests.multi_texts import MULTI
 
 
 def _opts() -> BuildOptions:
@@ -80,7 +58,7 @@ def test_stages_build_once_and_match_two_single_builds(
 
 def test_multi_document_errors(recipe_file: Callable[..., Path], family: dict[str, Path], tmp_path: Path) -> None:
     path = recipe_file(MULTI, "multi.yaml", **family)
-    with pytest.raises(RecipeError, match="only 'publisher build' and 'publisher plan' read it"):
+    with pytest.raises(RecipeError, match="only 'publisher build', 'plan' and 'release' read it"):
         load_recipe(path)
     bad = recipe_file(MULTI.replace("t: 0.3", "t: 1.5"), "bad.yaml", **family)
     with pytest.raises(RecipeError) as e:

@@ -18,7 +18,8 @@ import yaml
 
 from publisher.errors import PublisherError
 from publisher.merge.methods import REGISTRY
-from publisher.recipe import load_recipe, model_references
+from publisher.multi_documents import load_file_recipes
+from publisher.recipe import LoadedRecipe, model_references
 
 RELATIONS = ("merge", "quantized", "finetune", "adapter")
 # mergekit's method names, so a parent's card tag or config can name a method we do not implement.
@@ -140,23 +141,27 @@ class SiblingRecipes:
             return
         for path in sorted(p for p in Path(recipes_dir).rglob("*.y*ml") if p.suffix in (".yaml", ".yml")):
             try:
-                loaded = load_recipe(path)
+                file = load_file_recipes(path)  # a mergekit-multi file: its stages too
             except PublisherError as e:
                 warn(f"sibling recipe skipped: {e}")
                 continue
-            r = loaded.recipe
-            self.by_sha[loaded.sha256] = path
-            if r.name is None:
-                continue
-            self.by_name[r.name.casefold()] = CardInfo(
-                parents=model_references(r.merge),
-                relation="merge",
-                method=r.merge.merge_method,
-                license=r.card.license,
-                license_name=r.card.license_name,
-                license_link=r.card.license_link,
-            )
-            self.paths[r.name.casefold()] = path
+            for loaded in [*file.stages, file.final]:
+                self._add(loaded, path)
+
+    def _add(self, loaded: LoadedRecipe, path: Path) -> None:
+        r = loaded.recipe
+        self.by_sha[loaded.sha256] = path
+        if r.name is None:
+            return
+        self.by_name[r.name.casefold()] = CardInfo(
+            parents=model_references(r.merge),
+            relation="merge",
+            method=r.merge.merge_method,
+            license=r.card.license,
+            license_name=r.card.license_name,
+            license_link=r.card.license_link,
+        )
+        self.paths[r.name.casefold()] = path
 
     def get(self, repo_id: str) -> CardInfo | None:
         return self.by_name.get(repo_id.casefold())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from publisher.errors import PublisherError, RecipeError
-from publisher.recipe import Recipe, load_recipe
+from publisher.recipe import Recipe
 from publisher.release.graph import Node, dependents
 
 Action = Literal["build", "card", "skip"]
@@ -32,6 +32,12 @@ def default_templates_dir(recipes_dir: Path) -> Path | None:
 def weights(recipe: Recipe) -> dict[str, Any]:
     data = recipe.model_dump(mode="json")
     return {k: data.get(k) for k in WEIGHT_SECTIONS}
+
+
+def file_weights(recipes: list[Recipe]) -> list[dict[str, Any]]:
+    """What makes a file's weights: each document's weight sections, a stage's version too
+    (a multi-document file's stages come first, the final last)."""
+    return [{**weights(r), "name": r.name, "version": r.version} for r in recipes[:-1]] + [weights(recipes[-1])]
 
 
 @dataclass
@@ -103,7 +109,15 @@ def _open_repo(recipes_dir: Path, since: str) -> Any:
 
 def _old_recipe(repo: Any, ref: str, path: Path) -> Recipe | None:
     """The recipe as it was at ``ref`` (None if the file did not exist then or does not load)."""
+    old = _old_recipes(repo, ref, path)
+    return old[-1] if old else None
+
+
+def _old_recipes(repo: Any, ref: str, path: Path) -> list[Recipe] | None:
+    """Every document's recipe as it was at ``ref``, the final last (one for an ordinary file)."""
     import git
+
+    from publisher.multi_documents import load_file_recipes
 
     rel = path.resolve().relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
     try:
@@ -114,7 +128,7 @@ def _old_recipe(repo: Any, ref: str, path: Path) -> Recipe | None:
         old = Path(tmp) / path.name
         old.write_bytes(text if isinstance(text, bytes) else str(text).encode())
         try:
-            return load_recipe(old).recipe
+            return load_file_recipes(old).recipes
         except PublisherError:
             return None
 
@@ -137,18 +151,20 @@ def decide(
         path = node.path.resolve()
         if path in changed:
             was = tree.renamed_from.get(path, path)
-            old = _old_recipe(repo, since, was)
-            if old is None or old.name != node.name:
+            olds = _old_recipes(repo, since, was)
+            if olds is None or olds[-1].name != node.name:
                 # a recipe moved to a new file (with edits git does not call a rename)
-                was, old = _same_name_at(repo, since, tree.deleted, node.name) or (was, old)
+                was, olds = _same_name_at(repo, since, tree.deleted, node.name) or (was, olds)
+            old = olds[-1] if olds else None
             moved = f"renamed from {was.relative_to(root).as_posix()}" if was != path and old is not None else ""
             new = node.loaded.recipe
-            if old is None:
+            same_weights = olds is not None and file_weights(olds) == file_weights(node.recipes)
+            if old is None or olds is None:
                 out[name] = Decision("build", "new recipe")
-            elif moved and weights(old) == weights(new) and old.version == new.version:
-                same_card = old.model_dump(mode="json") == new.model_dump(mode="json")
+            elif moved and same_weights and old.version == new.version:
+                same_card = [r.model_dump(mode="json") for r in olds] == [r.model_dump(mode="json") for r in node.recipes]
                 out[name] = Decision("skip", f"{moved}, unchanged") if same_card else Decision("card", f"{moved}, same weights")
-            elif weights(old) != weights(new):
+            elif not same_weights:
                 if old.version == new.version:
                     raise RecipeError(
                         f"the merge changed since {since} but version is still {new.version}",
@@ -186,12 +202,12 @@ def _with(moved: str, reason: str) -> str:
     return f"{moved}; {reason}" if moved else reason
 
 
-def _same_name_at(repo: Any, since: str, deleted: set[Path], name: str | None) -> tuple[Path, Recipe] | None:
+def _same_name_at(repo: Any, since: str, deleted: set[Path], name: str | None) -> tuple[Path, list[Recipe]] | None:
     """The deleted file that held the recipe called ``name`` at ``since``, if any."""
     for path in sorted(deleted):
         if path.suffix in (".yaml", ".yml"):
-            old = _old_recipe(repo, since, path)
-            if old is not None and name and old.name == name:
+            old = _old_recipes(repo, since, path)
+            if old is not None and name and old[-1].name == name:
                 return path, old
     return None
 

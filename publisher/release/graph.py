@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from publisher.errors import PublisherError, RecipeError
-from publisher.recipe import LoadedRecipe, load_recipe, model_references
+from publisher.multi_documents import FileRecipes, load_file_recipes
+from publisher.recipe import LoadedRecipe, Recipe, model_references
 from publisher.sources import HUB_REF_RE
 
 
@@ -14,9 +15,26 @@ from publisher.sources import HUB_REF_RE
 class Node:
     name: str
     path: Path
-    loaded: LoadedRecipe
+    loaded: LoadedRecipe  # the final merge (the file's only document, or a multi file's last)
     parents: list[str] = field(default_factory=list)  # sibling recipes this one merges
     externals: list[str] = field(default_factory=list)  # other Hub references, as written
+    parent_repos: list[str] = field(default_factory=list)  # the sibling repos merged (a stage repo, or a recipe's)
+    file: FileRecipes | None = None  # a multi-document file's documents
+
+    @property
+    def recipes(self) -> list[Recipe]:
+        """Every document's recipe, the final last (one for an ordinary file)."""
+        return self.file.recipes if self.file is not None else [self.loaded.recipe]
+
+    @property
+    def is_multi(self) -> bool:
+        return self.file is not None and bool(self.file.stages)
+
+    def repo_tags(self) -> dict[str, str]:
+        """The repos this recipe publishes (stages first, then the final) and the tag of each."""
+        out = {repo: f"v{version}" for repo, version in (self.file.stage_repos.items() if self.file else ())}
+        out[self.name] = self.tag
+        return out
 
     @property
     def version(self) -> str:
@@ -37,15 +55,25 @@ class Node:
         return out
 
     def variant_repos(self) -> list[str]:
-        from publisher.quantize.schemes import get_scheme
-
-        out = [self.name]
-        for spec in self.loaded.recipe.quantize:
-            try:
-                out.append(f"{self.name}-{spec.suffix or get_scheme(spec.scheme).suffix}")
-            except PublisherError:
-                continue  # the build reports the bad scheme with its line
+        """Every repo a release of this recipe writes: published stages' first, then its own."""
+        out: list[str] = []
+        stages = [s.recipe for s in self.file.stages if s.recipe.name in self.file.stage_repos] if self.file else []
+        for recipe in [*stages, self.loaded.recipe]:
+            out += _variant_repos(recipe)
         return out
+
+
+def _variant_repos(recipe: Recipe) -> list[str]:
+    from publisher.quantize.schemes import get_scheme
+
+    assert recipe.name is not None
+    out = [recipe.name]
+    for spec in recipe.quantize:
+        try:
+            out.append(f"{recipe.name}-{spec.suffix or get_scheme(spec.scheme).suffix}")
+        except PublisherError:
+            continue  # the build reports the bad scheme with its line
+    return out
 
 
 def load_catalog(recipes_dir: Path) -> dict[str, Node]:
@@ -54,38 +82,53 @@ def load_catalog(recipes_dir: Path) -> dict[str, Node]:
     if not recipes_dir.is_dir():
         raise RecipeError("not a folder", where=str(recipes_dir), fix="give the folder that holds the recipes")
     nodes: dict[str, Node] = {}
+    owners: dict[str, str] = {}  # every repo a recipe publishes (its stages' too) -> the recipe
     paths = sorted(p for p in recipes_dir.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
     if not paths:
         raise RecipeError("no recipes (*.yaml) found", where=str(recipes_dir))
     for path in paths:
-        loaded = load_recipe(path)
+        file = load_file_recipes(path)
+        loaded = file.final
         r = loaded.recipe
         if not r.name or not r.version:
             missing = "name" if not r.name else "version"
             raise RecipeError(
-                f"a released recipe needs '{missing}'",
-                where=f"{path}:1",
+                f"a released recipe needs '{missing}'" + (" (the final merge of a multi-document file)" if file.stages else ""),
+                where=f"{path}:{file.final_line}",
                 fix="add name: org/model and version: 1.0.0",
             )
-        if r.name in nodes:
-            raise RecipeError(
-                f"two recipes publish {r.name}: {nodes[r.name].path} and {path}",
-                where=str(path),
-                fix="give each recipe its own name",
-            )
-        nodes[r.name] = Node(name=r.name, path=path, loaded=loaded)
+        for repo in [*file.stage_repos, r.name]:
+            if repo in owners:
+                raise RecipeError(
+                    f"two recipes publish {repo}: {nodes[owners[repo]].path} and {path}",
+                    where=str(path),
+                    fix="give each recipe its own name",
+                )
+            owners[repo] = r.name
+        nodes[r.name] = Node(name=r.name, path=path, loaded=loaded, file=file if file.stages else None)
     for node in nodes.values():
-        for ref in model_references(node.loaded.merge):
-            m = HUB_REF_RE.match(ref)
-            if m is None:
-                continue
-            repo = m.group("repo")
-            if repo in nodes and repo != node.name:
-                if repo not in node.parents:
-                    node.parents.append(repo)
-            elif ref not in node.externals:
-                node.externals.append(ref)
+        own = set(node.file.stage_names) if node.file else set()
+        for recipe in [*node.file.stages, node.loaded] if node.file else [node.loaded]:
+            _edges(node, recipe, owners, own)
     return nodes
+
+
+def _edges(node: Node, loaded: LoadedRecipe, owners: dict[str, str], own: set[str]) -> None:
+    for ref in model_references(loaded.merge):
+        m = HUB_REF_RE.match(ref)
+        if m is None:
+            continue
+        repo = m.group("repo")
+        if repo in own:
+            continue  # a stage of the same file: built with it
+        owner = owners.get(repo)
+        if owner is not None and owner != node.name:
+            if owner not in node.parents:
+                node.parents.append(owner)
+            if repo not in node.parent_repos:
+                node.parent_repos.append(repo)
+        elif owner is None and ref not in node.externals:
+            node.externals.append(ref)
 
 
 def waves(nodes: dict[str, Node]) -> list[list[str]]:

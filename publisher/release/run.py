@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from publisher.build import BuildOptions
 from publisher.errors import PublisherError, PublishError, RecipeError
 from publisher.manifest import MANIFEST_FILE, RECIPE_FILE, Manifest, load_manifest
+from publisher.multi import stage_folder
 from publisher.recipe import load_recipe
 from publisher.release.changes import Decision, bump, decide, default_templates_dir, weights
 from publisher.release.graph import Node, load_catalog, slug, waves
@@ -105,7 +106,10 @@ class _Releaser:
         published = self.view.tag_commit(node.name, node.tag)
         if published is not None:
             row = self._rerender(node, decision, pins, t0)
-            self.pins[node.name] = published
+            for repo, tag in node.repo_tags().items():  # a multi-document file's stage repos too
+                commit = published if repo == node.name else self.view.tag_commit(repo, tag)
+                if commit is not None:
+                    self.pins[repo] = commit
             return row
         if self.options.dry_run:
             return self._row(node, "would build and publish", node.variant_repos(), None, t0, decision.reason)
@@ -117,17 +121,19 @@ class _Releaser:
     def _parent_pins(self, node: Node) -> dict[str, str]:
         """The commit of each sibling parent's current version (published in an earlier wave)."""
         pins: dict[str, str] = {}
-        for parent in node.parents:
-            commit = self.pins.get(parent) or self.view.tag_commit(parent, self.nodes[parent].tag)
+        for repo in node.parent_repos:  # a sibling recipe's repo, or a stage repo of another file
+            owner = next(n for n in node.parents if repo in self.nodes[n].repo_tags())
+            tag = self.nodes[owner].repo_tags()[repo]
+            commit = self.pins.get(repo) or self.view.tag_commit(repo, tag)
             if commit is None:
                 if self.options.dry_run:
                     continue  # it would be built first in a real run
                 raise PublishError(
-                    f"{node.name} merges {parent}, whose {self.nodes[parent].tag} is not published",
+                    f"{node.name} merges {repo}, whose {tag} is not published",
                     where=str(node.path),
-                    fix=f"release {parent} first (it is in an earlier wave)",
+                    fix=f"release {owner} first (it is in an earlier wave)",
                 )
-            pins[parent] = commit
+            pins[repo] = commit
         return pins
 
     # ------------------------------------------------------------------ a version not yet published
@@ -137,7 +143,14 @@ class _Releaser:
 
         out = build_dir_for(self.options, node)
         existing = _existing_manifest(out)
-        if existing is not None and _reusable(out, existing, node, pins):
+        if node.is_multi:
+            # stages and the final are cached by content key (multi.py): build reuses what is current
+            self.log(f"{node.name}: {decision.reason}; building its stages and final merge")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with self._settings():
+                build(node.path, out, dataclasses.replace(self.options.build, render_cards=False), stream=self._stream(),
+                      pins=pins, endpoint=self.options.endpoint, token=self.options.token)
+        elif existing is not None and _reusable(out, existing, node, pins):
             self.log(f"{node.name}: {decision.reason}; reusing the build in {out}")
         else:
             if out.exists():
@@ -150,14 +163,16 @@ class _Releaser:
             with self._settings():
                 build(node.path, out, build_options, stream=self._stream(), pins=pins,
                       endpoint=self.options.endpoint, token=self.options.token)
+        for repo in node.file.stage_repos if node.file else ():  # published first: their cards too
+            self._render(stage_folder(out.parent / f"{out.name}.stages", repo), node)
         self._render(out, node)
         with self._settings():
             report = publish(out, endpoint=self.options.endpoint, token=self.options.token, log=self.log)
         for r in report.results:
             self.view.forget(r.repo_id)
-        merged = next((r for r in report.results if r.variant == "merged"), report.results[0])
-        if merged.commit:
-            self.pins[node.name] = merged.commit
+            if r.variant == "merged" and r.commit:
+                self.pins[r.repo_id] = r.commit  # the final's, and a stage repo's published first
+        merged = next((r for r in report.results if r.variant == "merged" and r.repo_id == node.name), report.results[-1])
         actions = ", ".join(sorted({r.action for r in report.results}))
         return self._row(node, actions, [r.repo_id for r in report.results], merged.commit, t0, decision.reason)
 
@@ -199,7 +214,7 @@ class _Releaser:
         for r in report.results:
             self.view.forget(r.repo_id)
         actions = ", ".join(sorted({r.action for r in report.results}))
-        merged = next((r for r in report.results if r.variant == "merged"), report.results[0])
+        merged = next((r for r in report.results if r.variant == "merged" and r.repo_id == node.name), report.results[-1])
         reason = f"{node.tag} already published; {decision.reason}"
         return self._row(node, actions, [r.repo_id for r in report.results], merged.commit, t0, reason)
 
@@ -210,7 +225,9 @@ class _Releaser:
         except PublisherError as e:
             self.log(f"{node.name}: cannot read the published recipe.yaml ({e.what}); weights not compared")
             published = None
-        if published is not None and weights(published) != weights(node.loaded.recipe):
+        # (a multi-document file's recipe.yaml is its final merge with the stages as folders:
+        # not comparable with the file; its stages and final are compared by content key at build)
+        if published is not None and not node.is_multi and weights(published) != weights(node.loaded.recipe):
             raise RecipeError(
                 f"{node.name} {node.tag} is already published with other weights: the merge changed but the version did not",
                 where=f"{node.path}:1",

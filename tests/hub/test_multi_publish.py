@@ -13,35 +13,7 @@ from publisher.build import BuildOptions, build
 from publisher.hub.publish import publish
 from publisher.standins import generate_family
 from tests.hub.helpers import FAST_RETRY, Hub
-
-STAGED = """\
-name: acme/blend-ab
-merge_method: slerp
-base_model: {a}
-slices:
-  - sources:
-      - model: {a}
-        layer_range: [0, 32]
-      - model: {b}
-        layer_range: [0, 32]
-parameters:
-  t: 0.3
-dtype: bfloat16
-card: {license: apache-2.0}
-checks: {measure: false}
----
-name: acme/final
-version: 1.0.0
-merge_method: linear
-models:
-  - model: acme/blend-ab
-    parameters: {weight: 0.6}
-  - model: {base}
-    parameters: {weight: 0.4}
-dtype: bfloat16
-card: {license: apache-2.0}
-checks: {measure: false}
-"""
+from tests.multi_texts import STAGED
 
 
 def test_stage_published_as_its_own_repo_with_lineage(hub: Hub, tmp_path: Path) -> None:
