@@ -9,7 +9,6 @@ last whole shard when run again with the same recipe and parents.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -21,12 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from publisher import __version__
-from publisher.chat_templates import resolve_template
 from publisher.errors import OutputError
 from publisher.manifest import (
     BUILD_RECORD_FILE,
     MANIFEST_FILE,
-    RECIPE_FILE,
     BuildRecord,
     FileEntry,
     Manifest,
@@ -50,6 +47,7 @@ from publisher.portable import PortableName, portable_names, rewrite_refs
 from publisher.recipe import LoadedRecipe, load_recipe, model_references
 from publisher.references import parse_reference
 from publisher.section_checks import check_sections, reference_where
+from publisher.side_files import write_side_files
 from publisher.sources import (
     ResolvedModel,
     hash_files,
@@ -68,23 +66,12 @@ from publisher.streaming import (
     open_ends,
     remote_hashes,
 )
-from publisher.tensors import FileDigest, write_file_atomic
+from publisher.tensors import write_file_atomic
 
 if TYPE_CHECKING:  # the check stage (pydantic reports, transformers) is imported when a build runs it
     from publisher.check.results import CheckReport
     from publisher.check.run import CheckOptions
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-    "chat_template.json",
-)
 BASELINE_RSS = 350 << 20  # the interpreter, torch and friends before any tensor
 
 
@@ -205,44 +192,6 @@ def estimated_peak_rss(plan: MergePlan, threads: int, memory_budget: int = DEFAU
     return BASELINE_RSS + max(biggest, min(memory_budget, biggest * threads * 2))
 
 
-def _variant_config(plan: MergePlan, variant: VariantOutput) -> dict[str, object]:
-    if variant.name == "merged":
-        return plan.out_config
-    from publisher.quantize.variants import variant_config
-
-    return variant_config(plan, variant)
-
-
-def _write_side_files(plan: MergePlan, variant: VariantOutput, folder: Path, recipe_text: bytes) -> list[FileDigest]:
-    """config, tokenizer, generation config and the recipe: everything but tensors and the card."""
-    out: list[FileDigest] = []
-    config = _variant_config(plan, variant)
-    out.append(write_file_atomic(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
-    tok_src = plan.models[plan.tokenizer_model].path
-    chat = resolve_template(plan.recipe.merge.chat_template, [m.path for m in plan.models])
-    new_tokenizer = plan.vocab is not None and plan.vocab.new_tokenizer
-    if new_tokenizer:
-        out += _write_vocab_tokenizer(plan, folder, chat)
-    for name in TOKENIZER_FILES if not new_tokenizer else ():
-        src = tok_src / name
-        if not src.is_file():
-            continue
-        data = src.read_bytes()
-        if name == "tokenizer_config.json" and chat is not None:
-            cfg = json.loads(data)
-            cfg["chat_template"] = chat
-            data = (json.dumps(cfg, indent=2) + "\n").encode()
-        if name in ("chat_template.jinja", "chat_template.json") and chat is not None:
-            continue  # the recipe's template (in tokenizer_config.json) replaces the parent's
-        out.append(write_file_atomic(folder / name, data))
-    config_model = plan.models[plan.base_model if plan.base_model is not None else plan.tensors[0].sources[0][0]]
-    gen = config_model.path / "generation_config.json"
-    if gen.is_file():
-        out.append(write_file_atomic(folder / "generation_config.json", gen.read_bytes()))
-    out.append(write_file_atomic(folder / RECIPE_FILE, recipe_text))
-    return out
-
-
 def local_names(plan: MergePlan) -> dict[str, PortableName]:
     """Portable names of the parents read from folders of this machine (by recipe ref)."""
     names = portable_names({m.ref: m.path for m in plan.models if m.kind == "local"})
@@ -257,22 +206,6 @@ def local_names(plan: MergePlan) -> dict[str, PortableName]:
 def portable_recipe(loaded: LoadedRecipe, names: dict[str, PortableName]) -> bytes:
     """The recipe as published: as written, with each local parent named portably (no paths)."""
     return rewrite_refs(loaded.text, {ref: n.ref for ref, n in names.items() if n.ref != ref})
-
-
-def _write_vocab_tokenizer(plan: MergePlan, folder: Path, chat: str | None) -> list[FileDigest]:
-    """The output tokenizer of a vocabulary merge, as transformers saves it."""
-    import tempfile
-
-    assert plan.vocab is not None
-    tok = plan.vocab.tokenizer
-    if chat is not None:
-        tok.chat_template = chat
-    out = []
-    with tempfile.TemporaryDirectory(prefix="publisher-tokenizer-") as tmp:
-        tok.save_pretrained(tmp)
-        for f in sorted(Path(tmp).iterdir()):
-            out.append(write_file_atomic(folder / f.name, f.read_bytes()))
-    return out
 
 
 def _check_disk(path: Path, needed: int) -> None:
@@ -350,6 +283,10 @@ def _build(
     t0 = time.monotonic()
     loaded = load_recipe(recipe_path, strict=options.strict)
     check_sections(loaded)  # card, quantize, publish: before any parent is resolved or read
+    if options.checks:
+        from publisher.check.run import check_device
+
+        check_device(loaded.recipe.checks, options.check_options)  # --device cuda without a GPU: before any work
     if options.warn is not None:
         for warning in loaded.warnings:
             options.warn(warning)
@@ -402,6 +339,7 @@ def _build(
         quiet=options.quiet,
         fingerprint=fingerprint,
         hash_paths=hash_paths,
+        record_digests=stream is not None,  # its measured pass recomputes the tensors (check/recompute.py)
         **ends,  # type: ignore[arg-type]
     )
     digests = engine.run()
@@ -416,7 +354,7 @@ def _build(
     manifest_variants = []
     for v in variants:
         folder = work / v.folder if v.folder else work
-        files = [*digests[v.name], *_write_side_files(plan, v, folder, recipe_text)]
+        files = [*digests[v.name], *write_side_files(plan, v, folder, recipe_text)]
         manifest_variants.append(
             Variant(
                 name=v.name,
@@ -457,7 +395,7 @@ def _build(
     )
     (work / BUILD_RECORD_FILE).write_text(record.to_json())
     (work / MANIFEST_FILE).write_text(manifest.to_json())
-    report = _run_checks(work, loaded, options) if options.checks else None
+    report = _run_checks(work, loaded, options, (plan, variants, engine, stream)) if options.checks else None
     if options.render_cards:
         _render_cards(work, loaded.path.parent, options)
     (work / "progress.json").unlink(missing_ok=True)
@@ -466,11 +404,31 @@ def _build(
     return BuildResult(out=out, manifest=manifest, skipped=False, record=record, checks=report)
 
 
-def _run_checks(work: Path, loaded: LoadedRecipe, options: BuildOptions) -> CheckReport:
-    """Check stage: between the build directory and the card (the card states what it measured)."""
+def _run_checks(
+    work: Path, loaded: LoadedRecipe, options: BuildOptions,
+    built: tuple[MergePlan, list[VariantOutput], Engine, StreamTarget | None],
+) -> CheckReport:
+    """Check stage: between the build directory and the card (the card states what it measured).
+
+    A streaming build's shards are stubs by now: its measured pass computes the tensors again
+    from the parents and proves them equal to the published ones (check/recompute.py).
+    """
     from publisher.check.run import check_build
 
-    return check_build(work, settings=loaded.recipe.checks, options=options.check_options, log=options.log)
+    plan, variants, engine, stream = built
+    if stream is None:
+        return check_build(work, settings=loaded.recipe.checks, options=options.check_options, log=options.log)
+    from publisher.check.recompute import Recomputed
+    from publisher.hub.range_reader import remote_inputs
+    from publisher.hub.range_reads import RangeReads
+
+    source = RangeReads(remote_inputs(plan.models), retry=stream.retry)
+    try:
+        weights = Recomputed(plan, variants, engine.tensor_digests, source)
+        return check_build(work, settings=loaded.recipe.checks, options=options.check_options, log=options.log,
+                           reads=weights.reads_for(work))
+    finally:
+        source.close()
 
 
 def variant_manifest(build: Manifest, variant: Variant, merged_revision: str | None = None) -> Manifest:

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from publisher.build import _write_side_files, load_plan, merged_variant
+from publisher.build import load_plan, merged_variant
 from publisher.errors import PublisherError
 from publisher.hub.ranged import write_header_copy
 from publisher.merge.plan import MergePlan
 from publisher.multi import Document, Stage, prepare, relocate, relocated, stage_folder
+from publisher.side_files import write_side_files
 from publisher.tensors import encode_header
 
 
@@ -54,6 +55,6 @@ def write_planned_output(plan: MergePlan, folder: Path) -> None:
     """A header-only copy of the merged model the plan would write."""
     folder.mkdir(parents=True, exist_ok=True)
     variant = merged_variant(plan)
-    _write_side_files(plan, variant, folder, b"")
+    write_side_files(plan, variant, folder, b"")
     header = encode_header(variant.planned, {"format": "pt"})
     write_header_copy(folder / "model.safetensors", header, len(header) + sum(t.nbytes for t in variant.planned))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from publisher.check.evaltext import Tokens, evaluation_tokens
+from publisher.check.reads import ReadsFor
 from publisher.check.results import EvalText, Finding, Measurement
 from publisher.check.stream import MeasureError, ModelBroken, StreamedModel, WeightSource
 from publisher.lazy import torch
@@ -63,8 +64,10 @@ def load_tokenizer(folder: Path) -> Any:
         raise MeasureError(f"AutoTokenizer cannot load the tokenizer ({type(e).__name__})", where=str(folder)) from None
 
 
-def _forward(target: Target, tokens: Tokens, device: str, reference: Path | None) -> tuple[torch.Tensor, WeightSource]:
-    source = WeightSource.open(target.folder, getattr(torch, COMPUTE_DTYPE), device, reference=reference)
+def _forward(
+    target: Target, tokens: Tokens, device: str, reference: Path | None, reads: ReadsFor | None
+) -> tuple[torch.Tensor, WeightSource]:
+    source = WeightSource.open(target.folder, getattr(torch, COMPUTE_DTYPE), device, reference=reference, reads=reads)
     model = StreamedModel(target.folder, source)
     try:
         logits = model.logits(tokens.ids)
@@ -84,8 +87,13 @@ def measure(
     tokens: int,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    reads: ReadsFor | None = None,
 ) -> MeasureResult:
-    """Score ``targets`` (the merged model first) over the evaluation text."""
+    """Score ``targets`` (the merged model first) over the evaluation text.
+
+    ``reads`` gives each target folder's tensor bytes when they are not in its files (a
+    streaming build's stubs: check/recompute.py); by default they are read from the files.
+    """
     say = log or (lambda _m: None)
     device = resolve_device(device)
     merged = targets[0]
@@ -100,7 +108,7 @@ def measure(
         t0 = time.monotonic()
         say(f"measuring {target.variant} ({target.label}) over {ids.text.tokens} tokens on {device}")
         try:
-            logprobs, source = _forward(target, ids, device, merged.folder if target.compare else None)
+            logprobs, source = _forward(target, ids, device, merged.folder if target.compare else None, reads)
         except ModelBroken as e:
             result.findings.append(Finding(kind="measured", variant=target.variant, where=target.label, message=e.what))
             if target is merged:

@@ -23,6 +23,7 @@ from publisher.errors import PublisherError
 
 if TYPE_CHECKING:
     from publisher.check.measure import Target
+    from publisher.check.reads import ReadsFor
 from publisher.manifest import RECIPE_FILE, load_build_record, load_manifest
 
 
@@ -51,14 +52,29 @@ def with_options(settings: ChecksSection, options: CheckOptions) -> ChecksSectio
     return settings.model_copy(update=changes) if changes else settings
 
 
+def check_device(settings: ChecksSection, options: CheckOptions | None) -> None:
+    """Before a build merges anything: a measured pass asked to run on a missing GPU is an
+    environment error now (exit 1), not after the merge."""
+    settings = with_options(settings, options or CheckOptions())
+    if settings.measure and settings.device != "cpu":
+        from publisher.check.measure import resolve_device
+
+        resolve_device(settings.device)
+
+
 def check_build(
     build_dir: Path,
     *,
     settings: ChecksSection | None = None,
     options: CheckOptions | None = None,
     log: Callable[[str], None] | None = None,
+    reads: ReadsFor | None = None,
 ) -> CheckReport:
-    """Run every check on ``build_dir``, write ``checks.json`` there and return the report."""
+    """Run every check on ``build_dir``, write ``checks.json`` there and return the report.
+
+    ``reads`` gives the tensors' bytes of a streaming build, whose shards are header-only
+    stubs (``check/recompute.py``); without it such a build is checked but not measured.
+    """
     from publisher.hub.published import HEADER_ONLY_MARK
 
     build_dir = Path(build_dir)
@@ -81,6 +97,10 @@ def check_build(
         findings += check_model_folder(folder, v.name, build_dir)
     note = None
     stubs = _header_only_shards(build_dir) if settings.measure and not findings else []
+    if stubs and reads is not None:
+        say("measuring the streamed build from its parents: each tensor computed again and checked against "
+            "the sha256 of the published one")
+        stubs = []
     if stubs:
         note = (
             f"not measured: this is a streaming build (build --publish, release --stream), which uploads each shard "
@@ -97,7 +117,7 @@ def check_build(
         targets += [Target(v.name, build_dir / v.folder, v.folder, compare=True) for v in manifest.variants if v.folder]
         if settings.with_parents:
             targets += _parent_targets(build_dir, [i.ref for i in manifest.inputs], say)
-        result = measure(targets, tokens=settings.tokens, device=settings.device, log=say)
+        result = measure(targets, tokens=settings.tokens, device=settings.device, log=say, reads=reads)
         findings += result.findings
         findings += apply_thresholds(settings, result.measurements, _vocab_size(build_dir))
     report = CheckReport(

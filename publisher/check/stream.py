@@ -28,9 +28,10 @@ from publisher.check.fp8sim import (
     layout_of,
     weight_error,
 )
+from publisher.check.reads import ReadsFor, TensorReads, file_reads
 from publisher.errors import PublisherError
 from publisher.lazy import torch
-from publisher.tensors import ModelFiles, TensorInfo, TensorReader
+from publisher.tensors import ModelFiles, TensorInfo
 
 _LIST_ITEM = re.compile(r"\.\d+$")
 
@@ -99,19 +100,27 @@ class LoadStats:
 
 @dataclass
 class WeightSource:
-    """Where a model's tensors are, and how to turn them into the float weights a unit runs with."""
+    """Where a model's tensors are, and how to turn them into the float weights a unit runs with.
+
+    ``files`` gives the tensors' names, dtypes and shapes (the safetensors headers); ``reader``
+    gives their bytes: read from those files, or computed again from the parents where the
+    files are header-only stubs of a streaming build (check/reads.py).
+    """
 
     files: ModelFiles
     dtype: torch.dtype
     device: str
     layout: ScaleLayout | None = None  # set for an FP8 variant
     reference: ModelFiles | None = None  # the merged model, to check each FP8 weight against
-    reader: TensorReader = field(default_factory=TensorReader)
+    reader: TensorReads = field(default_factory=file_reads)
+    reference_reader: TensorReads | None = None  # the merged model's bytes (default: ``reader``)
     stats: LoadStats = field(default_factory=LoadStats)
     quantized_modules: set[str] = field(default_factory=set)
 
     @classmethod
-    def open(cls, folder: Path, dtype: torch.dtype, device: str, reference: Path | None = None) -> WeightSource:
+    def open(
+        cls, folder: Path, dtype: torch.dtype, device: str, reference: Path | None = None, reads: ReadsFor | None = None
+    ) -> WeightSource:
         files = ModelFiles.open(folder)
         layout = None
         if "quantization_config" in files.config:
@@ -120,7 +129,10 @@ class WeightSource:
             except ValueError as e:
                 raise MeasureError(f"quantization_config {e}", where=str(Path(folder) / "config.json")) from None
         ref = ModelFiles.open(reference) if reference is not None and layout is not None else None
-        return cls(files, dtype, device, layout, ref)
+        if reads is None:
+            return cls(files, dtype, device, layout, ref)
+        ref_reader = reads(Path(reference)) if ref is not None and reference is not None else None
+        return cls(files, dtype, device, layout, ref, reader=reads(Path(folder)), reference_reader=ref_reader)
 
     def _info(self, name: str, tied_to: str | None) -> TensorInfo:
         info = self.files.tensors.get(name)
@@ -158,8 +170,9 @@ class WeightSource:
         if ref_info is None or tuple(ref_info.shape) != tuple(value.shape):
             return
         err = 0.0
+        reader = self.reference_reader or self.reader
         for r0, r1 in _bands(ref_info.shape[0], self.layout):  # bounded temporaries on 7B-wide weights
-            merged = self.reader.read(ref_info, rows=(r0, r1))
+            merged = reader.read(ref_info, rows=(r0, r1))
             err = max(err, weight_error(merged, value[r0:r1], self.layout))
             del merged
         if self.stats.worst_tensor is None or err > self.stats.fp8_weight_error:
@@ -167,10 +180,12 @@ class WeightSource:
 
     def input_scale(self, module: str) -> torch.Tensor | None:
         info = self.files.tensors.get(f"{module}.input_scale")
-        return self.reader.read(info) if info is not None else None
+        return self.reader.read(info).to(self.device) if info is not None else None
 
     def close(self) -> None:
         self.reader.close()
+        if self.reference_reader is not None:
+            self.reference_reader.close()
 
 
 def _bands(rows: int, layout: ScaleLayout, band: int = 2048) -> list[tuple[int, int]]:

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from publisher.allocator import bound_allocator, release_freed
-from publisher.errors import MergeError, OutputError
+from publisher.errors import OutputError
 from publisher.lazy import torch
+from publisher.merge.compute import Outputs, TensorCompute, tensor_sha256
 from publisher.merge.io import DoneShard, LocalSink, LocalSource, ShardSink, TensorSource
-from publisher.merge.methods import TensorJob
 from publisher.merge.plan import MergePlan, TensorPlan
 from publisher.merge.progress import MergeProgress
 from publisher.tensors import (
@@ -39,11 +39,11 @@ from publisher.tensors import (
     assign_shards,
     encode_header,
     shard_names,
-    torch_dtype,
     write_index,
 )
 
 PROGRESS_FILE = "progress.json"
+TENSOR_DIGESTS_FILE = "tensor-digests.json"  # variant -> tensor -> sha256 of its bytes (streaming builds)
 DEFAULT_SHARD_BYTES = 5_000_000_000
 DEFAULT_MEMORY_BUDGET = 1536 << 20
 
@@ -150,20 +150,6 @@ class _VariantWriter:
             self._writer = None
 
 
-def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    """NaN/Inf anywhere makes the min or the max non-finite (aminmax is ~30x faster than isfinite)."""
-    if not tensor.is_floating_point() or tensor.dtype.itemsize < 2 or tensor.numel() == 0:
-        return
-    lo, hi = torch.aminmax(tensor)
-    if bool(torch.isfinite(lo) & torch.isfinite(hi)):
-        return
-    bad = int((~torch.isfinite(tensor)).sum())
-    raise MergeError(
-        f"tensor {name} has {bad} NaN/Inf values after merging",
-        fix="check the parents' values and the method's parameters (e.g. weights summing to zero)",
-    )
-
-
 class Engine:
     def __init__(
         self,
@@ -179,6 +165,7 @@ class Engine:
         hash_paths: list[Path] | None = None,
         source: TensorSource | None = None,
         sink: ShardSink | None = None,
+        record_digests: bool = False,
     ) -> None:
         self.plan = plan
         self.variants = variants
@@ -192,8 +179,11 @@ class Engine:
         self.sink: ShardSink = sink or LocalSink()
         self.input_hashes: dict[Path, str] = {}  # input files hashed on the way (see hashing.py)
         self.stats = EngineStats()
-        self.seed = plan.recipe.recipe.seed
-        self.compute_dtype = torch.float32 if plan.recipe.recipe.compute_dtype == "float32" else None
+        self.compute = TensorCompute(plan, self.source)
+        # sha256 of every tensor written, per variant: a streaming build's measured pass recomputes
+        # the tensors (its shards left the disk) and proves them equal to these (check/recompute.py)
+        self.record_digests = record_digests
+        self.tensor_digests: dict[str, dict[str, str]] = {v.name: {} for v in variants}
 
     # -- progress file --------------------------------------------------------------
 
@@ -209,6 +199,18 @@ class Engine:
                 fix="delete that folder, or build into another --out",
             )
         return {k: FileDigest(**v) for k, v in data.get("shards", {}).items()}
+
+    def _load_digests(self) -> None:
+        path = self.work_dir / TENSOR_DIGESTS_FILE
+        if self.record_digests and path.is_file():  # a resumed build: the tensors of its whole shards
+            for name, digests in json.loads(path.read_text()).items():
+                self.tensor_digests.setdefault(name, {}).update(digests)
+
+    def _save_digests(self) -> None:
+        if self.record_digests:
+            tmp = self.work_dir / (TENSOR_DIGESTS_FILE + ".tmp")
+            tmp.write_text(json.dumps(self.tensor_digests, sort_keys=True))
+            os.replace(tmp, self.work_dir / TENSOR_DIGESTS_FILE)
 
     def _save_progress(self, done: dict[str, FileDigest]) -> None:
         data = {
@@ -236,40 +238,12 @@ class Engine:
 
     # -- one tensor -------------------------------------------------------------------
 
-    def _compute(self, t: TensorPlan) -> list[list[tuple[str, torch.Tensor]]]:
-        inputs = []
-        for model_index, name in t.sources:
-            info = self.plan.models[model_index].files.tensors[name]
-            x = self.source.read(info)
-            lora = self.plan.models[model_index].lora
-            if lora is not None:  # a LoRA parent: the adapter merged into this tensor (publisher/lora.py)
-                x = lora.apply(name, x)
-            if self.compute_dtype is not None:
-                x = x.to(self.compute_dtype)
-            elif self.plan.load_dtype is not None:
-                x = x.to(torch_dtype(self.plan.load_dtype))
-            inputs.append(x)
-        if t.is_embed and self.plan.vocab is not None and inputs and inputs[0].dim() == 2:
-            # rows re-indexed to the output vocabulary (tokenizer_source / tokenizer:, merge/vocab.py)
-            inputs = self.plan.vocab.align(inputs, [m for m, _ in t.sources])
-        job = TensorJob(
-            name=t.name,
-            tensors=inputs,
-            models=[self.plan.models[m].ref for m, _ in t.sources],
-            base=t.base,
-            params=dict(t.params),
-            model_params=[dict(p) for p in t.model_params],
-            seed=self.seed,
-            compute_dtype=self.compute_dtype,
-            is_embed=t.is_embed,
-        )
-        out = self.plan.method.fn(job)
-        del inputs, job
-        out = out.to(torch_dtype(t.out.dtype))
-        if tuple(out.shape) != t.out.shape:
-            raise MergeError(f"tensor {t.name}: method produced {list(out.shape)}, planned {list(t.out.shape)}")
-        _check_finite(t.name, out)
-        return [v.transform(t.name, out) for v in self.variants]
+    def _compute(self, t: TensorPlan) -> tuple[list[Outputs], list[dict[str, str]]]:
+        """Each variant's outputs for ``t`` and, when recorded, the sha256 of each output's bytes."""
+        out = self.compute.merged(t)
+        results = [v.transform(t.name, out) for v in self.variants]
+        digests = [{n: tensor_sha256(x) for n, x in outputs} for outputs in results] if self.record_digests else []
+        return results, digests
 
     # -- the run ----------------------------------------------------------------------
 
@@ -278,6 +252,7 @@ class Engine:
         bound_allocator()  # two arenas; freed tensors go back to the OS: peak RSS follows the budget
         self.work_dir.mkdir(parents=True, exist_ok=True)
         done = self._resume(self._load_progress())
+        self._load_digests()
         writers = [
             _VariantWriter(v, self.work_dir / v.folder if v.folder else self.work_dir, self.shard_bytes, done, self.sink)
             for v in self.variants
@@ -293,10 +268,11 @@ class Engine:
 
         def on_shard_done(key: str, digest: FileDigest) -> None:
             done[key] = digest
+            self._save_digests()  # before progress: a shard listed whole has its tensors' digests saved
             self._save_progress(done)
 
         start = time.monotonic()
-        pending: deque[tuple[TensorPlan, int, Future[list[list[tuple[str, torch.Tensor]]]]]] = deque()
+        pending: deque[tuple[TensorPlan, int, Future[tuple[list[Outputs], list[dict[str, str]]]]]] = deque()
         in_flight = 0  # bytes held by submitted jobs until their outputs are written
         try:
             with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="merge") as pool:
@@ -318,7 +294,9 @@ class Engine:
                     if not pending:
                         break
                     t, cost, fut = pending.popleft()
-                    results = fut.result()
+                    results, digests = fut.result()
+                    for w, d in zip(writers, digests, strict=False):
+                        self.tensor_digests[w.variant.name].update(d)
                     for w, outputs in zip(writers, results, strict=True):
                         for name, tensor in outputs:
                             w.write(name, tensor, on_shard_done)
@@ -343,6 +321,7 @@ class Engine:
         try:
             self.input_hashes = self.source.finish()  # raises on a parent whose sha256 did not match
             self.sink.finish()
+            self._save_digests()
         except BaseException:
             self.sink.abort()
             raise
@@ -357,13 +336,13 @@ def _produced_names(plan: MergePlan, variants: list[VariantOutput]) -> list[list
     """For merged tensor i and variant k, the names variant k writes for it (from its layout)."""
     out: list[list[list[str]]] = [[[] for _ in variants] for _ in plan.tensors]
     for k, v in enumerate(variants):
-        owner = _owners(plan, v)
+        owner = variant_owners(plan, v)
         for name, i in owner.items():
             out[i][k].append(name)
     return out
 
 
-def _owners(plan: MergePlan, variant: VariantOutput) -> dict[str, int]:
+def variant_owners(plan: MergePlan, variant: VariantOutput) -> dict[str, int]:
     """Variant tensor name -> index of the merged tensor it derives from (by name prefix)."""
     index = {t.name: i for i, t in enumerate(plan.tensors)}
     owners: dict[str, int] = {}

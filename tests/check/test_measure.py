@@ -163,3 +163,17 @@ def test_device_cuda_runs_there_or_is_one_line_exit_1(tmp_path: Path, chars_mode
         return
     assert r.code == 1
     assert r.err.count("\n") == 1 and "no CUDA device" in r.err and "Traceback" not in r.err
+
+
+def test_build_device_cuda_without_a_gpu_fails_before_merging(tmp_path: Path, chars_models: dict[str, Path], cli) -> None:  # type: ignore[no-untyped-def]
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine: --device cuda runs there (the test above compares its numbers)")
+    recipe = tmp_path / "cuda.yaml"
+    recipe.write_text(recipe_text(f"[{{model: {chars_models['a']}, parameters: {{weight: 1.0}}}}]",
+                                  extra="checks: {device: cuda}\n"))
+    for args in ((), ("--device", "cuda")):
+        r = cli("build", recipe, "--out", tmp_path / "out", "--quiet", *args)
+        assert r.code == 1, r.err
+        assert r.err.count("\n") == 1 and "no CUDA device" in r.err and "Traceback" not in r.err
+        assert not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()  # nothing merged
+    assert cli("build", recipe, "--out", tmp_path / "out", "--quiet", "--no-measure").code == 0
