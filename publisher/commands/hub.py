@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from publisher.commands.common import parse_size
 from publisher.errors import OutputError, PublisherError
 
 
@@ -31,6 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "from it; default http://HOST:PORT)")
     serve.add_argument("--max-connections", type=int, default=256,
                        help="connections served at once, one thread each (default 256); more wait, then get 503")
+    for way, what in (("down", "file bodies the server sends (downloads)"), ("up", "request bodies it receives (uploads)")):
+        serve.add_argument(f"--max-rate-{way}", type=parse_size, metavar="SIZE",
+                           help=f"bandwidth limit per second for {what}, shared by all connections, e.g. 60MB "
+                           "(benchmarks: a network slower than loopback; default unlimited)")
     serve.set_defaults(func=run_serve)
 
     token = hub_sub.add_parser("token", help="manage access tokens")
@@ -73,7 +78,11 @@ def run_serve(args: argparse.Namespace) -> int:
         raise HubCommandError(f"--public-url {args.public_url!r} is not an http(s) URL", fix="e.g. --public-url https://hub.example.org")
     if args.max_connections < 1:
         raise HubCommandError("--max-connections must be at least 1")
-    settings = Settings(public_url=args.public_url, max_connections=args.max_connections)
+    for way in ("down", "up"):
+        if getattr(args, f"max_rate_{way}") == 0:
+            raise HubCommandError(f"--max-rate-{way} must be above 0", fix="omit it for no limit")
+    settings = Settings(public_url=args.public_url, max_connections=args.max_connections,
+                        max_rate_down=args.max_rate_down, max_rate_up=args.max_rate_up)
     try:
         hub = LocalHub(_root(args), args.host, args.port, settings=settings)
         hub.start()

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from publisher.errors import PublisherError, SourceError
+from publisher.hub.ranged import RangeClient
 from publisher.hub.remote import Retry, describe
-from publisher.hub.remote_source import RemoteFile, RemoteParent, request_headers, session
+from publisher.hub.remote_source import RemoteFile, RemoteParent, request_headers
 from publisher.lazy import torch
 from publisher.merge.io import LocalSource
 from publisher.tensors import TensorInfo
@@ -202,7 +203,7 @@ class RangeSource:
             self._cond.notify_all()
 
     def _fetch_loop(self) -> None:
-        client = session()
+        client = RangeClient()
         try:
             while True:
                 with self._cond:
@@ -224,8 +225,10 @@ class RangeSource:
                     self._cond.notify_all()
         except BaseException as e:
             self._fail(e)
+        finally:
+            client.close()
 
-    def _fetch(self, client: Any, req: _Request) -> None:
+    def _fetch(self, client: RangeClient, req: _Request) -> None:
         r = self.remote[req.path]
         url = r.parent.url(r.file.path)
         what = f"reading {r.parent.repo_id}/{r.file.path}@{r.parent.commit[:7]}"
@@ -234,7 +237,7 @@ class RangeSource:
         headers = request_headers(r.parent.token)
 
         def once() -> None:
-            stream_into(client, url, headers, req.start, req.length, views)
+            client.read_into(url, headers, req.start, req.length, views)
 
         try:
             self.retry.call(once, what, r.parent.token)
@@ -287,33 +290,6 @@ class RangeSource:
 
 def _gaps(start: int, end: int) -> list[_Piece]:
     return [_Piece(s, min(REQUEST_BYTES, end - s), None, hashed=True) for s in range(start, end, REQUEST_BYTES)]
-
-
-def stream_into(client: Any, url: str, headers: dict[str, str], start: int, length: int, views: list[memoryview]) -> None:
-    """One Range request; its body fills ``views`` in order (exactly ``length`` bytes)."""
-    from huggingface_hub.utils import hf_raise_for_status
-
-    with client.stream(
-        "GET", url, headers={**headers, "Range": f"bytes={start}-{start + length - 1}"}, follow_redirects=True, timeout=60
-    ) as r:
-        if r.status_code >= 400:
-            r.read()
-            hf_raise_for_status(r)
-        if r.status_code != 206:
-            raise ConnectionError(f"the server ignored a Range request (HTTP {r.status_code})")
-        k, pos, done = 0, 0, 0
-        for chunk in r.iter_bytes(1 << 20):
-            mv = memoryview(chunk)
-            while mv and k < len(views):
-                n = min(len(mv), len(views[k]) - pos)
-                views[k][pos : pos + n] = mv[:n]
-                mv, pos, done = mv[n:], pos + n, done + n
-                if pos == len(views[k]):
-                    k, pos = k + 1, 0
-            if done >= length:
-                break
-    if done != length:
-        raise ConnectionError(f"connection closed after {done} of {length} bytes")
 
 
 def remote_inputs(models: Sequence[Any]) -> dict[Path, RemoteInput]:

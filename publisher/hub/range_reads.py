@@ -9,14 +9,15 @@ them is checked against the sha256 of the tensors the build published (check/rec
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from publisher.errors import PublisherError, SourceError
-from publisher.hub.range_reader import RemoteInput, stream_into
+from publisher.hub.range_reader import RemoteInput
+from publisher.hub.ranged import RangeClient
 from publisher.hub.remote import Retry, describe
-from publisher.hub.remote_source import request_headers, session
+from publisher.hub.remote_source import request_headers
 from publisher.lazy import torch
 from publisher.tensors import TensorInfo, TensorReader
 
@@ -29,7 +30,9 @@ class RangeReads:
         self.retry = retry or Retry()
         self.local = TensorReader()
         self.bytes_fetched = 0
-        self._client: Any = None
+        self._local = threading.local()  # a RangeClient per reading thread
+        self._clients: list[RangeClient] = []
+        self._lock = threading.Lock()
 
     def start(self, order: Sequence[TensorInfo]) -> None:
         """Nothing is read ahead: each read is its own request."""
@@ -44,14 +47,21 @@ class RangeReads:
             self.bytes_fetched += info.nbytes
         return buf.view(info.torch_dtype).reshape(info.shape)
 
+    def _client(self) -> RangeClient:
+        client: RangeClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = RangeClient()
+            with self._lock:
+                self._clients.append(client)
+        return client
+
     def _fetch(self, r: RemoteInput, offset: int, nbytes: int, view: memoryview) -> None:
-        if self._client is None:
-            self._client = session()
+        client = self._client()
         url = r.parent.url(r.file.path)
         what = f"reading {r.parent.repo_id}/{r.file.path}@{r.parent.commit[:7]}"
         headers = request_headers(r.parent.token)
         try:
-            self.retry.call(lambda: stream_into(self._client, url, headers, offset, nbytes, [view]), what, r.parent.token)
+            self.retry.call(lambda: client.read_into(url, headers, offset, nbytes, [view]), what, r.parent.token)
         except PublisherError:
             raise
         except Exception as e:
@@ -65,4 +75,7 @@ class RangeReads:
         self.close()
 
     def close(self) -> None:
-        self.local.close()  # the HTTP session is huggingface_hub's shared one: it stays open
+        self.local.close()
+        with self._lock:
+            for client in self._clients:
+                client.close()

@@ -1,22 +1,147 @@
-"""Reading the start of a file on a Hub: small files whole, safetensors headers by Range.
+"""Reading parts of a file on a Hub: byte ranges into the caller's buffers, small files whole,
+safetensors headers.
 
 The catalog and the card-only release both describe a published model without its weights:
 config files whole, and each shard as its real header followed by a sparse hole of the
-shard's true size, so the card stage's ``model_facts`` reads it like the real thing.
+shard's true size, so the card stage's ``model_facts`` reads it like the real thing. A
+streaming build reads the weights by Range requests (``RangeClient``): every byte of both
+parents goes through it, so its body goes from the socket straight into the engine's
+buffers (``readinto``), with no chunk objects, joins or copies in between.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
+import ssl
 import struct
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from publisher.tensors import MAX_HEADER_BYTES
 
 FIRST_READ = 64 << 10  # one request covers the header of a shard of ~600 tensors (a 7B shard: ~300)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+REDIRECTS = 5
+ERROR_BODY = 64 << 10
+TIMEOUT_S = 60.0
+
+
+class RangeClient:
+    """Range GETs over keep-alive ``http.client`` connections (one client per thread), redirects
+    followed (the Hub sends LFS files to a CDN; the token is not sent to another host), proxies
+    from the environment. Errors are huggingface_hub's (``hf_raise_for_status``) or
+    ``ConnectionError``, so ``Retry`` treats them as it treats the Hub client's."""
+
+    def __init__(self) -> None:
+        self._conns: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+    def read_into(self, url: str, headers: Mapping[str, str], start: int, length: int, views: list[memoryview]) -> None:
+        """Exactly ``length`` bytes at ``start`` into ``views``, in order (their sizes sum to ``length``)."""
+        try:
+            self._read_into(url, dict(headers), start, length, views)
+        except http.client.HTTPException as e:  # IncompleteRead, BadStatusLine…: the connection failed
+            self.close()
+            raise ConnectionError(f"{type(e).__name__}: {e}") from None
+        except OSError:
+            self.close()
+            raise
+
+    def _read_into(self, url: str, headers: dict[str, str], start: int, length: int, views: list[memoryview]) -> None:
+        headers["Range"] = f"bytes={start}-{start + length - 1}"
+        origin = urlsplit(url).netloc
+        for _ in range(REDIRECTS + 1):
+            conn, target = self._conn(url)
+            conn.request("GET", target, headers=headers)
+            r = conn.getresponse()
+            if r.status in (301, 302, 303, 307, 308) and r.getheader("Location"):
+                r.read(ERROR_BODY)
+                url = urljoin(url, r.getheader("Location", ""))
+                if urlsplit(url).netloc != origin:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                if r.will_close or not r.isclosed():
+                    self.close()
+                continue
+            break
+        else:
+            raise ConnectionError(f"more than {REDIRECTS} redirects for {url}")
+        if r.status >= 400:
+            try:
+                _raise_http(r, url)
+            finally:
+                self.close()
+        span = _CONTENT_RANGE.match(r.getheader("Content-Range") or "")
+        if r.status != 206 or span is None or int(span.group(1)) != start or int(span.group(2)) != start + length - 1:
+            self.close()
+            raise ConnectionError(f"the server ignored a Range request (HTTP {r.status}, {r.getheader('Content-Range')})")
+        done = 0
+        for view in views:
+            got = 0
+            while got < len(view):
+                n = r.readinto(view[got:])
+                if not n:
+                    self.close()
+                    raise ConnectionError(f"connection closed after {done + got} of {length} bytes")
+                got += n
+            done += got
+        if r.will_close or r.length:
+            self.close()  # the server did not end the body where the range ends: not reusable
+
+    def _conn(self, url: str) -> tuple[http.client.HTTPConnection, str]:
+        u = urlsplit(url)
+        https = u.scheme == "https"
+        host, port = u.hostname or "", u.port or (443 if https else 80)
+        target = u.path + (f"?{u.query}" if u.query else "")
+        proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(u.scheme)
+        key = (u.scheme, host, port)
+        conn = self._conns.get(key)
+        if conn is None:
+            if proxy is not None:
+                p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+                if https:
+                    conn = http.client.HTTPSConnection(p.hostname or "", p.port or 80, timeout=TIMEOUT_S, context=self._context())
+                    conn.set_tunnel(host, port)
+                else:
+                    conn = http.client.HTTPConnection(p.hostname or "", p.port or 80, timeout=TIMEOUT_S)
+            elif https:
+                conn = http.client.HTTPSConnection(host, port, timeout=TIMEOUT_S, context=self._context())
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+            self._conns[key] = conn
+        if proxy is not None and not https:
+            target = url  # a plain-HTTP proxy takes the absolute URL
+        return conn, target
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            try:
+                import certifi
+
+                self._ssl = ssl.create_default_context(cafile=certifi.where())
+            except ImportError:
+                self._ssl = ssl.create_default_context()
+            self._ssl.load_default_certs()  # and the system's (SSL_CERT_FILE, SSL_CERT_DIR)
+        return self._ssl
+
+
+def _raise_http(r: http.client.HTTPResponse, url: str) -> None:
+    """The Hub client's own error for an HTTP error answer (its message, status and headers)."""
+    import httpx2
+    from huggingface_hub.utils import hf_raise_for_status
+
+    body = r.read(ERROR_BODY)
+    response = httpx2.Response(r.status, headers=r.getheaders(), content=body, request=httpx2.Request("GET", url))
+    hf_raise_for_status(response)
+    raise ConnectionError(f"HTTP {r.status} for {url}")  # unreachable: hf_raise_for_status raised
 
 
 class TooLarge(Exception):

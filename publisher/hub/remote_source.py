@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.errors import SourceError
-from publisher.hub.ranged import TooLarge, read_prefix, write_header_copy
+from publisher.hub.ranged import RangeClient, TooLarge, read_prefix, write_header_copy
 from publisher.hub.reach import Unreachable, unreachable_parent
 from publisher.hub.remote import (
     Retry,
@@ -88,29 +88,15 @@ def request_headers(token: str | None) -> dict[str, str]:
     return dict(build_hf_headers(token=token or False, library_name="publisher"))
 
 
-def read_range(client: Any, url: str, headers: dict[str, str], start: int, length: int, into: memoryview | None = None) -> bytes:
+def read_range(url: str, headers: dict[str, str], start: int, length: int) -> bytes:
     """Exactly ``length`` bytes at ``start`` (redirects followed); a short or ignored range is an error."""
-    from huggingface_hub.utils import hf_raise_for_status
-
-    buf = into if into is not None else memoryview(bytearray(length))
-    with client.stream(
-        "GET", url, headers={**headers, "Range": f"bytes={start}-{start + length - 1}"}, follow_redirects=True, timeout=60
-    ) as r:
-        if r.status_code >= 400:
-            r.read()
-            hf_raise_for_status(r)
-        if r.status_code != 206:
-            raise OSError(f"the server ignored a Range request (HTTP {r.status_code})")
-        done = 0
-        for chunk in r.iter_raw(1 << 20):
-            n = min(len(chunk), length - done)
-            buf[done : done + n] = chunk[:n]
-            done += n
-            if done >= length:
-                break
-    if done != length:
-        raise OSError(f"connection closed after {done} of {length} bytes")
-    return b"" if into is not None else bytes(buf)
+    buf = bytearray(length)
+    client = RangeClient()
+    try:
+        client.read_into(url, headers, start, length, [memoryview(buf)])
+    finally:
+        client.close()
+    return bytes(buf)
 
 
 def wanted(path: str) -> bool:
@@ -141,7 +127,7 @@ def fetch_parent(
         def one(f: RemoteFile) -> None:
             target = folder / f.path
             if f.path.endswith(".safetensors"):
-                _header_copy(client, parent, headers, f, target, retry)
+                _header_copy(parent, headers, f, target, retry)
             else:
                 data = retry.call(lambda: _small(client, parent, headers, f), f"reading {repo_id}/{f.path}", token)
                 target.write_bytes(data)
@@ -176,19 +162,19 @@ def _small(client: Any, parent: RemoteParent, headers: dict[str, str], f: Remote
     return data
 
 
-def _header_copy(client: Any, parent: RemoteParent, headers: dict[str, str], f: RemoteFile, target: Path, retry: Retry) -> None:
+def _header_copy(parent: RemoteParent, headers: dict[str, str], f: RemoteFile, target: Path, retry: Retry) -> None:
     """The 8-byte length, then exactly the header: the server sends nothing of the tensors."""
     url, what = parent.url(f.path), f"reading the header of {parent.repo_id}/{f.path}"
     if f.size < 8:
         raise SourceError(f"{f.path} is {f.size} bytes, too short for a safetensors header", where=parent.repo_id)
-    prefix = retry.call(lambda: read_range(client, url, headers, 0, 8), what, parent.token)
+    prefix = retry.call(lambda: read_range(url, headers, 0, 8), what, parent.token)
     (n,) = struct.unpack("<Q", prefix)
     if n > MAX_HEADER_BYTES or 8 + n > f.size:
         raise SourceError(
             f"{f.path}: header length {n} does not fit in a {f.size}-byte file", where=parent.repo_id,
             fix="the file is not safetensors or is truncated on the Hub",
         )
-    header = retry.call(lambda: read_range(client, url, headers, 8, n), what, parent.token)
+    header = retry.call(lambda: read_range(url, headers, 8, n), what, parent.token)
     write_header_copy(target, prefix + header, f.size)
 
 

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
 UPLOADS_FILE = "uploads.json"
+# Upload threads for the shards left when the merge ends; the environment variable exists
+# for the benchmark's A/B (``stream_release.py --tail-ab``).
+TAIL_UPLOADS = 1 if os.environ.get("PUBLISHER_TAIL_UPLOADS") == "1" else 2
 _STOP = object()
 
 
@@ -137,7 +140,7 @@ class HubShardSink:
     def finish(self) -> None:
         """Wait for the last uploads. The merge is over, so nothing else competes with them: the
         shards still queued (each variant's last, at least) go two at a time, not one after another."""
-        if self._error is None and self._queue.qsize() > 0:
+        for _ in range(TAIL_UPLOADS - 1 if self._error is None and self._queue.qsize() > 0 else 0):
             tail = threading.Thread(target=self._run, name="shard-upload-tail", daemon=True)
             tail.start()
             self._threads.append(tail)

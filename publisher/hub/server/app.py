@@ -45,6 +45,7 @@ from publisher.hub.server.http import Disconnect, HubHTTPServer, Request, Respon
 from publisher.hub.server.lfs import TicketSigner
 from publisher.hub.server.rootdir import make_root
 from publisher.hub.server.storage import Repo, RepoKey, Store
+from publisher.hub.server.throttle import Limits
 
 log = logging.getLogger("publisher.hub.server")
 
@@ -79,6 +80,10 @@ class Settings:
     # over the bound waits up to ``connection_wait_s`` for a slot, then gets a 503.
     max_connections: int = 256
     connection_wait_s: float = 5.0
+    # Bandwidth limits in bytes/s for benchmarks (``throttle``): what the server sends, what
+    # it receives, each shared by all connections. None: unlimited.
+    max_rate_down: int | None = None
+    max_rate_up: int | None = None
 
 
 class RootLocked(RuntimeError):
@@ -90,6 +95,7 @@ class HubApp:
         self.root = make_root(Path(root))
         self.faults = faults if faults is not None else Faults()
         self.settings = settings or Settings()
+        self.limits = Limits.rates(self.settings.max_rate_down, self.settings.max_rate_up)
         self.store = Store(self.root, self.faults)
         self.tokens = TokenStore(self.root)
         self.signer = TicketSigner(self._secret())

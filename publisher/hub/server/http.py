@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote
 
 from publisher.hub.server.errors import ApiError, BadRequest, TooLarge
+from publisher.hub.server.throttle import CHUNK, Limits, TokenBucket
 
 log = logging.getLogger("publisher.hub.server")
 
@@ -37,8 +38,9 @@ class Disconnect(Exception):
 class BodyReader:
     """Reads a request body exactly once, Content-Length or chunked, and knows what is left."""
 
-    def __init__(self, rfile: BinaryIO, headers: Message) -> None:
+    def __init__(self, rfile: BinaryIO, headers: Message, bucket: TokenBucket | None = None) -> None:
         self._rfile = rfile
+        self._bucket = bucket  # the upload rate limit (``throttle``), None: unlimited
         self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
         length = headers.get("Content-Length")
         try:
@@ -57,6 +59,12 @@ class BodyReader:
 
     def read(self, n: int = 1 << 20) -> bytes:
         """Up to ``n`` bytes; b"" at the end. Raises Disconnect on a short body."""
+        data = self._read(n)
+        if self._bucket is not None and data:
+            self._bucket.take(len(data))
+        return data
+
+    def _read(self, n: int) -> bytes:
         if self._done:
             return b""
         if not self.chunked:
@@ -90,6 +98,28 @@ class BodyReader:
         if self._chunk_left == 0:
             self._rfile.readline(16)  # CRLF after the chunk
         return data
+
+    def read_into(self, buf: bytearray) -> int:
+        """Fill ``buf`` from the body, straight from the socket (no chunk list, no join); returns
+        the bytes read, fewer than ``len(buf)`` only at the body's end."""
+        view, got = memoryview(buf), 0
+        if self.chunked:
+            while got < len(buf) and (data := self.read(min(CHUNK, len(buf) - got))):
+                view[got : got + len(data)] = data
+                got += len(data)
+            return got
+        assert self.length is not None
+        while got < len(buf) and not self._done:
+            want = min(len(buf) - got, self.length - self.consumed, CHUNK if self._bucket is not None else len(buf))
+            n = self._rfile.readinto(view[got : got + want])  # type: ignore[attr-defined]
+            if not n:
+                raise Disconnect("body ended early")
+            if self._bucket is not None:
+                self._bucket.take(n)
+            got += n
+            self.consumed += n
+            self._done = self.consumed >= self.length
+        return got
 
     def iter(self, chunk: int = 1 << 20) -> Iterator[bytes]:
         while True:
@@ -296,7 +326,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         path, _, qs = raw.partition("?")
         segments = [unquote(s) for s in path.split("/")[1:]] if path not in ("", "/") else []
         try:
-            body = BodyReader(self.rfile, self.headers)  # type: ignore[arg-type]
+            body = BodyReader(self.rfile, self.headers, self._limits.up)  # type: ignore[arg-type]
         except ApiError as err:
             self.close_connection = True
             self._send(Response.from_error(err))
@@ -326,7 +356,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
         self._send(response)
 
+    @property
+    def _limits(self) -> Limits:
+        return self.server.app.limits
+
     def _send(self, response: Response) -> None:
+        down = self._limits.down
         try:
             self.send_response(response.status)
             length = response.file.length if response.file else len(response.body)
@@ -345,12 +380,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             if response.stream is not None:
                 for data in response.stream:
                     if data:
+                        if down is not None:
+                            down.take(len(data))
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                         sent += len(data)
                 self.wfile.write(b"0\r\n\r\n")
             elif response.file is not None and response.file.length > 0:
                 with open(response.file.path, "rb") as f:
-                    sent = self.connection.sendfile(f, response.file.offset, response.file.length)
+                    sent = self._send_file(f, response.file, down)
             elif response.body:
                 self.wfile.write(response.body)
                 sent = len(response.body)
@@ -361,3 +398,17 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             close = getattr(response.stream, "close", None)
             if close is not None:
                 close()  # a generator's cleanup (e.g. ending a subprocess) runs even on a dropped client
+
+    def _send_file(self, f: BinaryIO, body: FileBody, down: TokenBucket | None) -> int:
+        """``sendfile`` (no copy through Python); under a rate limit, one ``CHUNK`` per take."""
+        if down is None:
+            return self.connection.sendfile(f, body.offset, body.length)
+        sent = 0
+        while sent < body.length:
+            n = min(CHUNK, body.length - sent)
+            down.take(n)
+            done = self.connection.sendfile(f, body.offset + sent, n)
+            if done <= 0:
+                break
+            sent += done
+        return sent

@@ -67,13 +67,23 @@ class LfsStore:
                     f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
-            if total != size:
-                raise BadRequest(f"upload for {oid} has {total} bytes, expected {size}")
-            if digest.hexdigest() != oid:
-                raise BadRequest(f"upload does not hash to its oid: sha256 is {digest.hexdigest()}, expected {oid}")
+            _check(oid, size, total, digest.hexdigest())
             self._install(tmp, oid)
         finally:
             tmp.unlink(missing_ok=True)
+        self.link(repo_path, oid)
+
+    def adopt(self, repo_path: Path, oid: str, size: int, path: Path, sha256: str) -> None:
+        """Publish and link a complete upload already on disk (``path``, hashed while received as
+        ``sha256``), once its size and digest are the announced ones; ``path`` is left for the caller."""
+        self._rel(oid)
+        _check(oid, size, path.stat().st_size, sha256)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._install(path, oid)
         self.link(repo_path, oid)
 
     def _install(self, tmp: Path, oid: str) -> None:
@@ -100,6 +110,13 @@ class LfsStore:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _check(oid: str, size: int, got_size: int, sha256: str) -> None:
+    if got_size != size:
+        raise BadRequest(f"upload for {oid} has {got_size} bytes, expected {size}")
+    if sha256 != oid:
+        raise BadRequest(f"upload does not hash to its oid: sha256 is {sha256}, expected {oid}")
 
 
 class TicketSigner:
