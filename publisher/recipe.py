@@ -244,10 +244,11 @@ class MergeConfig(_Strict):
     def weightless_base(self) -> str | None:
         """The base model of legacy SLERP slices when no slice reads its weights: it gives the
         config.json and the tokenizer only (mergekit <= 0.0.3.2), not a weight parent."""
+        slices = self.slices or []
         legacy = self.legacy_slerp_slices()
-        if not self.base_model or not legacy or len(legacy) != len(self.slices or []):
+        if not self.base_model or not legacy or len(legacy) != len(slices):
             return None
-        if any(self.slices[i].base_model not in (None, self.base_model) for i in legacy):  # type: ignore[index]
+        if any(slices[i].base_model not in (None, self.base_model) for i in legacy):
             return None
         return self.base_model
 

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from publisher.build import BuildOptions, build
+from publisher.check.run import CheckOptions
 from publisher.manifest import load_manifest
 from publisher.tensors import ModelFiles, ShardWriter, sha256_file
 
@@ -154,7 +155,7 @@ def test_transformers_loads_the_merge_and_its_tokenizer(
 
 def test_linear_and_task_arithmetic_values(recipe_file: Callable[..., Path], family: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "lin"
-    build(recipe_file(LINEAR, a=family["a"], b=family["b"]), out, BuildOptions(quiet=True))
+    build(recipe_file(LINEAR, a=family["a"], b=family["b"]), out, BuildOptions(quiet=True, check_options=CheckOptions(measure=False)))
     a, b, m = _safetensors(family["a"]), _safetensors(family["b"]), _safetensors(out)
     name = "model.layers.3.mlp.down_proj.weight"
     # mergekit 0.1.5: float32 weights, fused multiply-adds into a float32 buffer, / sum, cast back
@@ -164,7 +165,7 @@ def test_linear_and_task_arithmetic_values(recipe_file: Callable[..., Path], fam
     expected = acc.to(torch.bfloat16)
     assert torch.equal(m[name], expected)
     out2 = tmp_path / "ta"
-    build(recipe_file(TASK_ARITHMETIC, ft1=family["ft1"], ft2=family["ft2"], base=family["base"], name="ta.yaml"), out2, BuildOptions(quiet=True))
+    build(recipe_file(TASK_ARITHMETIC, ft1=family["ft1"], ft2=family["ft2"], base=family["base"], name="ta.yaml"), out2, BuildOptions(quiet=True, check_options=CheckOptions(measure=False)))
     base, f1, f2, m2 = (_safetensors(family[k]) for k in ("base",)), _safetensors(family["ft1"]), _safetensors(family["ft2"]), _safetensors(out2)
     base_t = next(base)[name].float()
     approx = base_t + 0.9 * (0.6 * (f1[name].float() - base_t) + 0.4 * (f2[name].float() - base_t))
@@ -173,7 +174,7 @@ def test_linear_and_task_arithmetic_values(recipe_file: Callable[..., Path], fam
 
 def test_frankenmerge_changes_the_layer_count(recipe_file: Callable[..., Path], family: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "franken"
-    build(recipe_file(FRANKEN, a=family["a"], b=family["b"]), out, BuildOptions(quiet=True))
+    build(recipe_file(FRANKEN, a=family["a"], b=family["b"]), out, BuildOptions(quiet=True, check_options=CheckOptions(measure=False)))
     config = json.loads((out / "config.json").read_text())
     assert config["num_hidden_layers"] == 40
     a, b, m = _safetensors(family["a"]), _safetensors(family["b"]), _safetensors(out)
@@ -189,7 +190,7 @@ def test_output_is_identical_for_any_thread_count(recipe_file: Callable[..., Pat
     hashes = []
     for threads in (1, 2, 4):
         out = tmp_path / f"t{threads}"
-        build(recipe, out, BuildOptions(quiet=True, threads=threads, shard_bytes=50_000, memory_budget=20_000))
+        build(recipe, out, BuildOptions(quiet=True, threads=threads, shard_bytes=50_000, memory_budget=20_000, check_options=CheckOptions(measure=False)))
         hashes.append({f.name: sha256_file(f) for f in out.glob("*.safetensors")})
     assert hashes[0] == hashes[1] == hashes[2]
     assert len(hashes[0]) > 2
@@ -199,7 +200,7 @@ def test_interrupted_build_resumes_to_identical_bytes(
     recipe_file: Callable[..., Path], family: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recipe = recipe_file(SLERP, a=family["a"], b=family["b"])
-    options = BuildOptions(quiet=True, shard_bytes=30_000)
+    options = BuildOptions(quiet=True, shard_bytes=30_000, check_options=CheckOptions(measure=False))
     reference = tmp_path / "ref"
     build(recipe, reference, options)
     out = tmp_path / "out"
@@ -265,7 +266,8 @@ def test_killed_process_resumes(recipe_file: Callable[..., Path], tmp_path: Path
     b = generate_model(tmp_path / "pb", shape, recipe=Recipe(seed=12))
     recipe = recipe_file(SLERP, a=a, b=b)
     out = tmp_path / "out"
-    cli_args = ["build", str(recipe), "--out", str(out), "--quiet", "--max-shard-size", "400KB", "--threads", "1"]
+    cli_args = ["build", str(recipe), "--out", str(out), "--quiet", "--max-shard-size", "400KB", "--threads", "1",
+                "--no-measure"]  # resuming is what is tested, not the measured pass
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_TWO_SHARDS, *cli_args], env=env,
                             capture_output=True, text=True, timeout=300)
@@ -284,7 +286,7 @@ def test_killed_process_resumes(recipe_file: Callable[..., Path], tmp_path: Path
     assert len(after) > len(before)  # the kill left work to do
     assert {name: after[name] for name in before} == before  # finished shards were kept, not rewritten
     reference = tmp_path / "ref"
-    build(recipe, reference, BuildOptions(quiet=True, shard_bytes=400_000))
+    build(recipe, reference, BuildOptions(quiet=True, shard_bytes=400_000, check_options=CheckOptions(measure=False)))
     assert sorted(f.name for f in reference.glob("*.safetensors")) == sorted(after)
     for f in reference.glob("*.safetensors"):
         assert sha256_file(out / f.name) == sha256_file(f)

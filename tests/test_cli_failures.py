@@ -81,7 +81,7 @@ def test_an_endpoint_that_refuses_connections_fails_at_once(tmp_path: Path, comm
 
 def test_publish_and_release_to_an_unreachable_endpoint_name_the_repos(tmp_path: Path, family: dict[str, Path]) -> None:
     recipe = write_recipe(tmp_path, a=family["a"], b=family["b"])
-    assert publisher("build", recipe, "--out", tmp_path / "out", "--quiet", cwd=tmp_path).returncode == 0
+    assert publisher("build", recipe, "--out", tmp_path / "out", "--quiet", "--no-measure", cwd=tmp_path).returncode == 0
     url = f"http://127.0.0.1:{free_port()}"
     proc = publisher("publish", tmp_path / "out", cwd=tmp_path, HF_ENDPOINT=url, HF_TOKEN="hf_" + "x" * 34)
     one_line(proc, 1, f"cannot reach {url} for someone/merged, someone/merged-FP8", "publisher hub serve")
@@ -117,6 +117,8 @@ def test_quiet_silences_huggingface_hub_bars(tmp_path: Path, local_hub: tuple[st
     proc = publisher("publish", tmp_path / "out", "--quiet", cwd=tmp_path, HF_ENDPOINT=url, HF_TOKEN=token)
     assert proc.returncode == 0, proc.stderr
     assert "%|" not in proc.stderr and "it/s" not in proc.stderr, proc.stderr
+    assert ": committing " not in proc.stdout and ": tagging " not in proc.stdout, proc.stdout  # the result table only
+    assert "someone/merged-FP8" in proc.stdout, proc.stdout
 
 
 # A bad value in each recipe section, with the line it is on. The parents do not exist:
@@ -203,7 +205,7 @@ def test_a_bare_repo_id_that_is_neither_a_folder_nor_a_repo_says_it_does_not_exi
 def test_an_existing_empty_out_folder_is_accepted(tmp_path: Path, family: dict[str, Path]) -> None:
     recipe = write_recipe(tmp_path, a=family["a"], b=family["b"])
     (tmp_path / "out").mkdir()
-    proc = publisher("build", recipe, "--out", tmp_path / "out", "--quiet", cwd=tmp_path)
+    proc = publisher("build", recipe, "--out", tmp_path / "out", "--quiet", "--no-measure", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "manifest.json").is_file() and (tmp_path / "out" / "variants" / "FP8" / "README.md").is_file()
 
@@ -212,7 +214,7 @@ def test_a_build_that_fails_after_the_merge_leaves_no_work_folder(tmp_path: Path
     (tmp_path / "card.md.j2").write_text("# {{ model.no_such_field.x }}\n")  # fails only when rendered
     text = RECIPE.replace("  license: apache-2.0\n", "  license: apache-2.0\n  template: card.md.j2\n")
     recipe = write_recipe(tmp_path, text, a=family["a"], b=family["b"])
-    proc = publisher("build", recipe, "--out", tmp_path / "builds" / "v1" / "out", "--quiet", cwd=tmp_path)
+    proc = publisher("build", recipe, "--out", tmp_path / "builds" / "v1" / "out", "--quiet", "--no-measure", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("warning:")]
     assert len(errors) == 1 and "card.md.j2:1" in errors[0] and "no_such_field" in errors[0], proc.stderr

@@ -103,9 +103,9 @@ def check_build(
         stubs = []
     if stubs:
         note = (
-            f"not measured: this is a streaming build (build --publish, release --stream), which uploads each shard "
-            f"as it is written and keeps only its header on disk ({stubs[0]}), so no weights were left to run; "
-            "the same recipe built without streaming is measured by its build"
+            f"not measured: this is a streaming build (build --publish, release --stream), whose shards were uploaded "
+            f"as they were written and only their headers kept ({stubs[0]}), so no weights are here to run; "
+            "its build measured it before publishing, from the parents (the checks.json it published)"
         )
         say(note)
     measured = settings.measure and not findings and not stubs

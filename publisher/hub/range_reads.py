@@ -23,7 +23,7 @@ from publisher.tensors import TensorInfo, TensorReader
 
 
 class RangeReads:
-    """Reads a tensor (or rows of it) of a Hub parent by one Range request; local files by pread."""
+    """Reads a tensor of a Hub parent by one Range request; one of a local file by pread."""
 
     def __init__(self, remote: dict[Path, RemoteInput], *, retry: Retry | None = None) -> None:
         self.remote = remote
@@ -37,20 +37,15 @@ class RangeReads:
     def start(self, order: Sequence[TensorInfo]) -> None:
         """Nothing is read ahead: each read is its own request."""
 
-    def read(self, info: TensorInfo, rows: tuple[int, int] | None = None) -> torch.Tensor:
+    def read(self, info: TensorInfo) -> torch.Tensor:
         r = self.remote.get(info.path)
         if r is None:
-            return self.local.read(info, rows)
-        shape = list(info.shape)
-        offset, nbytes = info.offset, info.nbytes
-        if rows is not None:
-            row_bytes = info.nbytes // shape[0] if shape and shape[0] else 0
-            offset, nbytes, shape[0] = offset + rows[0] * row_bytes, (rows[1] - rows[0]) * row_bytes, rows[1] - rows[0]
-        buf = torch.empty(nbytes, dtype=torch.uint8)
-        if nbytes:
-            self._fetch(r, offset, nbytes, memoryview(buf.numpy()).cast("B"))  # type: ignore[arg-type]
-            self.bytes_fetched += nbytes
-        return buf.view(info.torch_dtype).reshape(shape)
+            return self.local.read(info)
+        buf = torch.empty(info.nbytes, dtype=torch.uint8)
+        if info.nbytes:
+            self._fetch(r, info.offset, info.nbytes, memoryview(buf.numpy()).cast("B"))  # type: ignore[arg-type]
+            self.bytes_fetched += info.nbytes
+        return buf.view(info.torch_dtype).reshape(info.shape)
 
     def _client(self) -> RangeClient:
         client: RangeClient | None = getattr(self._local, "client", None)

@@ -51,10 +51,11 @@ def test_too_much_out_of_order_data_gives_up(tmp_path: Path) -> None:
 
 def test_build_manifest_hashes_parents_it_reads(tmp_path: Path, family: dict[str, Path], recipe_file: object) -> None:
     from publisher.build import BuildOptions, build
+    from publisher.check.run import CheckOptions
 
     text = "models:\n  - model: {a}\n    parameters: {weight: 1}\n  - model: {b}\n    parameters: {weight: 1}\nmerge_method: linear\n"
     recipe = recipe_file(text, a=family["a"], b=family["b"])  # type: ignore[operator]
-    manifest = build(recipe, tmp_path / "out", BuildOptions(quiet=True)).manifest
+    manifest = build(recipe, tmp_path / "out", BuildOptions(quiet=True, check_options=CheckOptions(measure=False))).manifest
     checked = []
     for entry in manifest.inputs:
         for f in entry.files:

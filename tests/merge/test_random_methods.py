@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from publisher.build import BuildOptions, build
+from publisher.check.run import CheckOptions
 from publisher.determinism import tensor_seed
 from publisher.merge import sparsify as sp
 from publisher.merge.methods import REGISTRY, TensorJob
@@ -114,7 +115,7 @@ def _build(tmp: Path, family: dict[str, Path], tag: str, threads: int = 1, **kw:
     recipe = tmp / f"{tag}.yml"
     recipe.write_text(DARE.format(base=family["base"], ft1=family["ft1"], ft2=family["ft2"], **fields))
     out = tmp / tag
-    build(recipe, out, BuildOptions(threads=threads, quiet=True, render_cards=False))
+    build(recipe, out, BuildOptions(threads=threads, quiet=True, render_cards=False, check_options=CheckOptions(measure=False)))
     tensors: dict[str, torch.Tensor] = {}
     for shard in sorted(out.glob("*.safetensors")):
         tensors.update(load_file(shard))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from publisher.build import BuildOptions, build
+from publisher.check.run import CheckOptions
 from publisher.standins import TINY, generate_family
 from publisher.tensors import sha256_file
 
@@ -66,9 +67,9 @@ def test_sharded_parents_merge_to_the_same_bytes(
     for model in sharded_family.values():
         assert len(list(model.glob("model-*-of-*.safetensors"))) > 2
         assert _split_layers(model), f"{model.name}: no layer split across two shards"
-    one_file = build(recipe_file(RECIPES[method], "one.yaml", **family), tmp_path / "one", BuildOptions(quiet=True))
+    one_file = build(recipe_file(RECIPES[method], "one.yaml", **family), tmp_path / "one", BuildOptions(quiet=True, check_options=CheckOptions(measure=False)))
     sharded = build(recipe_file(RECIPES[method], "sharded.yaml", **sharded_family), tmp_path / "sharded",
-                    BuildOptions(quiet=True))
+                    BuildOptions(quiet=True, check_options=CheckOptions(measure=False)))
     outputs = sorted(p.name for p in (tmp_path / "one").glob("*.safetensors"))
     assert outputs and outputs == sorted(p.name for p in (tmp_path / "sharded").glob("*.safetensors"))
     for name in outputs:

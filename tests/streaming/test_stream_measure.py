@@ -83,6 +83,12 @@ def test_streamed_release_is_measured_as_the_unstreamed_build(parents: Parents, 
         assert "Not measured" not in section and "perplexity" in section.lower(), section
         assert "perplexity" in card.split("---")[1].lower()  # measured model-index entries
 
+    # Checked again later, the folder holds stubs and no parents: checked, and says why not measured.
+    again = cli("check", str(tmp_path / "out"), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "not measured: this is a streaming build" in again.stdout.replace("\n", " ")
+    assert "its build measured it before publishing" in again.stdout.replace("\n", " ")
+
 
 def test_streamed_release_of_a_scrambled_merge_is_refused_before_any_commit(parents: Parents, tmp_path: Path) -> None:
     """Parents that predict the text (bigram stand-ins) on the Hub; one has a layer of noise: the
