@@ -17,6 +17,17 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from publisher.hub.server import LocalHub
 from publisher.hub.server.storage import RepoKey
+from publisher.standins import MistralShape, Recipe, generate_model
+
+PARENT_REPOS = (("bench/parent-a", 1), ("bench/parent-b", 2))  # repo id, stand-in seed
+
+
+def make_parent_pair(parents_dir: Path, shape: MistralShape) -> dict[str, Path]:
+    """The two stand-in parents the streaming benchmarks put on their Hub: repo id -> folder."""
+    return {
+        repo: generate_model(parents_dir / repo.split("/")[1], shape, recipe=Recipe(seed=seed), max_shard_bytes=5_000_000_000)
+        for repo, seed in PARENT_REPOS
+    }
 
 
 def sha256_of(path: Path) -> str:

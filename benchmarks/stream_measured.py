@@ -32,13 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hubseed import seed_repo  # noqa: E402
+from hubseed import make_parent_pair, seed_repo  # noqa: E402
 from huggingface_hub import HfApi, hf_hub_download  # noqa: E402
 from stream_release import RECIPE, run  # noqa: E402
 
 from publisher.commands.common import parse_size  # noqa: E402
 from publisher.hub.server import LocalHub  # noqa: E402
-from publisher.standins import SEVEN_B, Recipe, generate_model, with_layers  # noqa: E402
+from publisher.standins import SEVEN_B, with_layers  # noqa: E402
 
 CHECKS = "checks: {{tokens: {tokens}, max_perplexity_vs_merged: 100.0, max_mean_kl: 10.0, max_perplexity_vs_uniform: 100.0}}\n"
 
@@ -59,10 +59,7 @@ def main() -> int:
     rows: dict[str, tuple[float, float, float, int]] = {}
     try:
         shape = with_layers(SEVEN_B, args.layers)
-        folders = {}
-        for repo, seed in (("bench/parent-a", 1), ("bench/parent-b", 2)):
-            folders[repo] = generate_model(work / "parents" / repo.split("/")[1], shape, recipe=Recipe(seed=seed),
-                                           max_shard_bytes=5_000_000_000)
+        folders = make_parent_pair(work / "parents", shape)
         parent_bytes = sum(f.stat().st_size for d in folders.values() for f in d.glob("*.safetensors"))
         with LocalHub(work / "hub") as server:
             token = server.create_token("bench", "write")

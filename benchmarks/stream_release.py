@@ -43,13 +43,13 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from benchlib import timed  # noqa: E402
-from hubseed import seed_repo  # noqa: E402
+from hubseed import make_parent_pair, seed_repo  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
 from publisher.commands.common import parse_size  # noqa: E402
 from publisher.hub.server import LocalHub  # noqa: E402
 from publisher.hub.server.throttle import Limits  # noqa: E402
-from publisher.standins import SEVEN_B, MistralShape, Recipe, generate_model, with_layers  # noqa: E402
+from publisher.standins import SEVEN_B, MistralShape, with_layers  # noqa: E402
 
 RECIPE = """\
 name: {name}
@@ -257,10 +257,7 @@ def main() -> int:
         shape = with_layers(MistralShape(hidden=1024, intermediate=2048, layers=32, heads=8, kv_heads=4, vocab=8192)
                             if args.smoke else SEVEN_B, args.layers)
         t0 = time.monotonic()
-        folders = {}
-        for repo, seed in (("bench/parent-a", 1), ("bench/parent-b", 2)):
-            folders[repo] = generate_model(work / "parents" / repo.split("/")[1], shape, recipe=Recipe(seed=seed),
-                                           max_shard_bytes=5_000_000_000)
+        folders = make_parent_pair(work / "parents", shape)
         parent_bytes = sum(f.stat().st_size for d in folders.values() for f in d.glob("*.safetensors"))
         print(f"parents: 2 x {parent_bytes / 2e9:.2f} GB ({args.layers} layers of width {shape.hidden}), "
               f"generated in {time.monotonic() - t0:.0f} s", flush=True)
