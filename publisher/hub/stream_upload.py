@@ -1,17 +1,21 @@
 """Shards uploaded as LFS objects while the merge goes on, then freed from disk.
 
-Each whole shard goes to its variant's repo with huggingface_hub's ``preupload_lfs_files``
-(a ``CommitOperationAdd`` whose sha256 the writer already computed), on one background
-thread (two for the shards left when the merge ends); once the server holds it, the shard is replaced by a header-only stub of the same
-size (the real header over a sparse hole), so the card stage reads its facts as from the
-real file and the publisher's one commit finds the object already on the server and sends
-nothing more. No commit is made here: the version becomes visible only with that commit.
+Each whole shard goes to its variant's repo as an LFS object (``lfs_parts``: the Hub's LFS
+protocol through huggingface_hub's calls, the sha256 the writer already computed), on one
+background thread (two for the shards left when the merge ends). Each part is freed from disk
+as soon as the server has it; once the object is whole there, the shard is a header-only stub
+of the same size (the real header over a sparse hole), so the card stage reads its facts as
+from the real file and the publisher's one commit finds the object already on the server and
+sends nothing more. No commit is made here: the version becomes visible only with that commit.
 
-Disk: before bytes are written the engine ``reserve``s them; while shards on disk (being
-written, or waiting for upload) would pass ``budget``, it waits for an upload to finish. With
-no upload pending it goes on (waiting would never end): then only shards in progress are on
-disk, at most one per variant, so disk stays under max(budget, variants × shard size), and the
-build sets budget to that (``streaming.shards_on_disk``).
+Disk: before bytes are written the engine ``reserve``s them; while the bytes on disk (shards
+being written, waiting for upload, or the parts of one being uploaded not yet sent) would pass
+``budget``, it waits for an upload to free some. With no upload pending it goes on (waiting
+would never end): then only shards in progress are on disk, at most one per variant, so disk
+stays under max(budget, variants × shard size), and the build sets budget to that
+(``streaming.shards_on_disk``). Freeing by parts is what keeps the upload link busy: with a
+whole shard held until its last byte is sent, the merge stalls under the budget and no other
+shard is whole when the upload ends.
 Resuming: ``uploads.json`` in the work folder lists the shards uploaded; a rerun checks with
 the LFS batch API that the server still holds each (else the shard is built again), and
 uploads shards a killed run had finished but not sent.
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.errors import HubError, PublisherError
-from publisher.hub import oidc
+from publisher.hub import lfs_parts, oidc
 from publisher.hub.ranged import write_header_copy
 from publisher.hub.remote import Retry, describe, is_transient
 from publisher.merge.io import DoneShard
@@ -76,6 +80,7 @@ class HubShardSink:
         self.peak_on_disk = 0
         self._on_disk = 0  # bytes of shards written or being written and not yet uploaded
         self._busy = 0  # shards queued or uploading
+        self._freed_early: dict[str, int] = {}  # key → bytes of a shard being uploaded already freed
         self._cond = threading.Condition()
         self._queue: queue.Queue[object] = queue.Queue()
         self._error: BaseException | None = None
@@ -182,24 +187,29 @@ class HubShardSink:
                 continue
             with self._cond:
                 self._busy -= 1
-                self._on_disk -= item.digest.size
+                self._on_disk -= item.digest.size - self._freed_early.pop(item.key, 0)
                 self._cond.notify_all()
 
     def _upload(self, shard: DoneShard) -> None:
-        from huggingface_hub import CommitOperationAdd
-
         repo_id, path_in_repo = self.target(shard.key)
         if self.uploaded.get(shard.key) != shard.digest.sha256:
-            op = CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(shard.path))
-            op.upload_info.sha256 = bytes.fromhex(shard.digest.sha256)  # hashed while written: never re-read
+            obj = lfs_parts.LfsObject(shard.path, shard.digest.size, shard.digest.sha256, keep=_header_end(shard.path))
             self.log(f"{repo_id}: uploading {path_in_repo} ({shard.digest.size / 1e9:.2f} GB)")
-            self._call(lambda: self.api.preupload_lfs_files(repo_id, additions=[op], num_threads=1),
-                       f"uploading {path_in_repo} to {repo_id}")
+            # the sha256 was computed while the shard was written: the file is read once, to send it
+            sent = lfs_parts.send(obj, repo_id, endpoint=self.api.endpoint, token=oidc.token_for(self.api, repo_id, self.token),
+                                  call=self._call, freed=lambda n: self._freed(shard, n))
             with self._state:
-                self.bytes_sent += shard.digest.size
+                self.bytes_sent += shard.digest.size if sent else 0
                 self.uploaded[shard.key] = shard.digest.sha256
                 self._save()
         _to_stub(shard.path)
+
+    def _freed(self, shard: DoneShard, nbytes: int) -> None:
+        """Part of a shard being uploaded was given back to the disk: the merge may write that much more."""
+        with self._cond:
+            self._freed_early[shard.key] = self._freed_early.get(shard.key, 0) + nbytes
+            self._on_disk -= nbytes
+            self._cond.notify_all()
 
     def _held(self, shards: list[DoneShard]) -> set[str]:
         """Keys of the shards whose LFS object the server holds in their repo (the LFS batch API)."""
@@ -261,6 +271,12 @@ def _whole(shard: DoneShard) -> bool:
     except FileNotFoundError:
         return False
     return st.st_size == shard.digest.size and st.st_blocks * 512 >= st.st_size - 4096
+
+
+def _header_end(path: Path) -> int:
+    """Bytes of a safetensors file up to the end of its header."""
+    with path.open("rb") as f:
+        return 8 + int.from_bytes(f.read(8), "little")
 
 
 def _to_stub(path: Path) -> None:

@@ -7,7 +7,8 @@ names a JSON file of rules for a server started as a subprocess). A rule matches
 
 - ``status``: answer ``status`` (e.g. 500, 429 with ``retry_after``) without running the route;
 - ``drop``: read ``after_bytes`` of the request body, then cut the connection;
-- ``pause``: write ``marker`` (a file) and sleep ``seconds`` (a test then kills the process);
+- ``pause``: write ``marker`` (a file) and sleep ``seconds``, or until ``resume`` is set (a test then
+  kills the process, or looks at the client mid-request and lets it go on);
 - ``crash``: ``os._exit(137)``, as a SIGKILL would;
 - ``raise``: raise ``InjectedFault`` there (an in-process stand-in for a crash: the request fails).
 """
@@ -42,6 +43,7 @@ class FaultRule:
     after_bytes: int = 0
     seconds: float = 30.0
     marker: str | None = None
+    resume: threading.Event | None = None  # ends a pause early
     skip: int = 0
     fired: int = 0
     seen: int = 0
@@ -103,7 +105,10 @@ class Faults:
         if rule.action == "pause":
             if rule.marker:
                 Path(rule.marker).write_text(where)
-            time.sleep(rule.seconds)
+            if rule.resume is not None:
+                rule.resume.wait(rule.seconds)
+            else:
+                time.sleep(rule.seconds)
         elif rule.action == "crash":
             os._exit(137)
         elif rule.action == "raise":

@@ -1,0 +1,78 @@
+"""Shards sent in parts: each part's disk freed once the server has it, a failed part sent again alone."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from publisher.hub.server import FaultRule
+from tests.streaming.conftest import Parents
+from tests.streaming.kit import ROOT_DIR, recipe_text
+from tests.streaming.test_stream_faults import _commits, _plain_build, _published
+from tests.streaming.test_stream_release import SHARD, DiskSampler, _env, _mk
+
+PART = 64 << 10  # the local Hub's part size here: a 400 kB shard goes in 6-7 parts
+PART_PUT = "PUT /lfs-upload/{ticket}/{part}"
+
+
+def _allocated(root: Path) -> dict[Path, tuple[int, int]]:
+    """Every shard under root: (size, bytes really on disk)."""
+    return {p: (p.stat().st_size, p.stat().st_blocks * 512) for p in root.rglob("*.safetensors") if p.is_file()}
+
+
+def test_parts_are_freed_as_sent_and_a_failed_part_is_sent_again_alone(parents: Parents, tmp_path: Path) -> None:
+    api = parents.api()
+    expected = _plain_build(parents, tmp_path)
+    parents.server.app.settings.multipart_threshold = PART
+    parents.server.app.settings.chunk_size = PART
+    go, marker = threading.Event(), tmp_path / "paused"
+    pause = FaultRule("pause", path=r"^/lfs-upload/[^/]+/4$", method="PUT", seconds=120, marker=str(marker), resume=go)
+    fail = FaultRule("status", path=r"^/lfs-upload/[^/]+/5$", method="PUT", status=500, times=1)
+    parents.server.faults.add(pause)
+    parents.server.faults.add(fail)
+    routed = parents.server.app.stats[PART_PUT]
+    recipe = tmp_path / "streamed.yaml"
+    recipe.write_text(recipe_text("acme/base-a", "acme/base-b"))
+    client = _mk(tmp_path / "client")
+    env = dict(os.environ, PYTHONPATH=str(ROOT_DIR), **_env(parents, client))
+    args = [sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(client / "out"), "--quiet",
+            "--no-measure", "--max-shard-size", str(SHARD), "--publish"]
+    with DiskSampler(client) as disk:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert marker.exists(), proc.stderr.read() if proc.stderr else ""
+            # The 4th part of the first shard is on the wire: parts 1-3 were answered, so their bytes
+            # (but not the header's, nor any byte not yet sent) are no longer on disk.
+            shards = _allocated(client)
+            freed = {p: size - used for p, (size, used) in shards.items() if size > 4 * PART and used > 4096}
+            assert any(2 * PART < n <= 3 * PART for n in freed.values()), shards
+            go.set()
+            _, stderr = proc.communicate(timeout=300)
+        finally:
+            go.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, stderr
+    assert pause.fired == 1 and fail.fired == 1
+    assert _published(api, "alice/streamed") == expected
+    assert _commits(api, "alice/streamed") == ["Publish v1.0.0", "initial commit"]
+    # One PUT per part reached the route, the failed one's retry included: nothing else was sent again.
+    sizes = [f.size for repo in ("alice/streamed", "alice/streamed-FP8")
+             for f in api.list_repo_tree(repo, revision="v1.0.0") if f.path.endswith(".safetensors")]
+    assert parents.server.app.stats[PART_PUT] - routed == sum(math.ceil(n / PART) for n in sizes)
+    assert disk.samples > 20 and disk.peak_shards <= 2 * SHARD, disk.peak_shards
+    # The header of every shard is still there for the card stage; the data is gone.
+    for p, (_size, used) in _allocated(client / "out").items():
+        with p.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            assert f.read(n).startswith(b"{"), p
+        assert used <= 64 << 10, p
