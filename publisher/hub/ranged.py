@@ -11,6 +11,7 @@ buffers (``readinto``), with no chunk objects, joins or copies in between.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import re
 import ssl
@@ -19,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from publisher.tensors import MAX_HEADER_BYTES
 
@@ -60,8 +61,8 @@ class RangeClient:
         headers["Range"] = f"bytes={start}-{start + length - 1}"
         origin = urlsplit(url).netloc
         for _ in range(REDIRECTS + 1):
-            conn, target = self._conn(url)
-            conn.request("GET", target, headers=headers)
+            conn, target, proxy_headers = self._conn(url)
+            conn.request("GET", target, headers={**headers, **proxy_headers})
             r = conn.getresponse()
             if r.status in (301, 302, 303, 307, 308) and r.getheader("Location"):
                 r.read(ERROR_BODY)
@@ -96,20 +97,22 @@ class RangeClient:
         if r.will_close or r.length:
             self.close()  # the server did not end the body where the range ends: not reusable
 
-    def _conn(self, url: str) -> tuple[http.client.HTTPConnection, str]:
+    def _conn(self, url: str) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
+        """The connection for ``url``'s host, the request target, and the headers for a plain-HTTP proxy."""
         u = urlsplit(url)
         https = u.scheme == "https"
         host, port = u.hostname or "", u.port or (443 if https else 80)
         target = u.path + (f"?{u.query}" if u.query else "")
         proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(u.scheme)
+        p = urlsplit(proxy if "://" in proxy else f"http://{proxy}") if proxy is not None else None
+        auth = _proxy_auth(p) if p is not None else {}
         key = (u.scheme, host, port)
         conn = self._conns.get(key)
         if conn is None:
-            if proxy is not None:
-                p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            if p is not None:
                 if https:
                     conn = http.client.HTTPSConnection(p.hostname or "", p.port or 80, timeout=TIMEOUT_S, context=self._context())
-                    conn.set_tunnel(host, port)
+                    conn.set_tunnel(host, port, headers=auth)  # the credentials go to the proxy only, on CONNECT
                 else:
                     conn = http.client.HTTPConnection(p.hostname or "", p.port or 80, timeout=TIMEOUT_S)
             elif https:
@@ -117,9 +120,9 @@ class RangeClient:
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
             self._conns[key] = conn
-        if proxy is not None and not https:
-            target = url  # a plain-HTTP proxy takes the absolute URL
-        return conn, target
+        if p is not None and not https:
+            return conn, url, auth  # a plain-HTTP proxy takes the absolute URL, and its credentials on each request
+        return conn, target, {}
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -131,6 +134,15 @@ class RangeClient:
                 self._ssl = ssl.create_default_context()
             self._ssl.load_default_certs()  # and the system's (SSL_CERT_FILE, SSL_CERT_DIR)
         return self._ssl
+
+
+def _proxy_auth(proxy: SplitResult) -> dict[str, str]:
+    """Basic credentials from a proxy URL (``http://user:pass@host:port``), as urllib sends them:
+    without them an authenticating proxy refuses every request (407)."""
+    if proxy.username is None:
+        return {}
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
 
 
 def _raise_http(r: http.client.HTTPResponse, url: str) -> None:
