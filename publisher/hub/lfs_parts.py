@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from typing import Any
 from publisher.errors import HubError
 from publisher.hub import holes
 
-READ_BLOCK = 1 << 20  # bytes per read while a body is sent: memory stays flat whatever the part size
+READ_BLOCK = 4 << 20  # bytes per read while a body is sent: memory stays flat whatever the part size
+PARALLEL_PARTS = 5  # parts of one object on the wire at once
 
 
 @dataclass(frozen=True)
@@ -68,31 +70,35 @@ def send(obj: LfsObject, repo_id: str, *, endpoint: str, token: str | None,
 
 def _send_parts(obj: LfsObject, fd: int, header: dict[str, str], repo_id: str, *,
                 call: Callable[[Callable[[], Any], str], Any], freed: Callable[[int], None]) -> list[dict[str, Any]]:
-    """PUT each part to its URL in order, freeing it once answered; returns the completion's part list."""
+    """PUT the parts to their URLs, ``PARALLEL_PARTS`` at a time, freeing each once answered;
+    returns the completion's part list. One request at a time would leave the link idle
+    between a part's last byte and the next part's first (the answer's round trip)."""
     chunk = int(header["chunk_size"])
     urls = [url for _n, url in sorted((int(k), v) for k, v in header.items() if k.isdigit())]
     if chunk <= 0 or len(urls) != -(-obj.size // chunk):
         raise HubError(f"{repo_id} asked for {len(urls)} parts of {chunk} bytes for {obj.path.name} ({obj.size} bytes)",
                        fix="the server's LFS API is not the Hub's; re-run, or report it")
-    parts: list[dict[str, Any]] = []
-    block = holes.block_size(fd)
-    done = -(-obj.keep // block) * block  # freed up to here (the header's blocks are kept)
-    for i, url in enumerate(urls):
+
+    def part(i: int) -> dict[str, Any]:
         offset = i * chunk
         length = min(chunk, obj.size - offset)
-        response = call(lambda url=url, offset=offset, length=length: _put(url, fd, offset, length),  # type: ignore[misc]
+        response = call(lambda: _put(urls[i], fd, offset, length),
                         f"uploading part {i + 1} of {len(urls)} of {obj.path.name} to {repo_id}")
         etag = response.headers.get("etag")
         if not etag:
             raise HubError(f"{repo_id} sent no ETag for part {i + 1} of {obj.path.name}",
                            fix="the server's LFS API is not the Hub's; re-run, or report it")
-        parts.append({"partNumber": i + 1, "etag": etag})
-        end = (offset + length) // block * block
-        n = holes.punch(fd, done, end)
+        n = holes.punch(fd, max(offset, obj.keep), offset + length)  # the header's blocks are kept
         if n:
-            done = end
             freed(n)
-    return parts
+        return {"partNumber": i + 1, "etag": etag}
+
+    pool = ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="lfs-part")
+    try:
+        futures = [pool.submit(part, i) for i in range(len(urls))]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure: the parts not started never are
 
 
 def _batch(obj: LfsObject, repo_id: str, *, endpoint: str, token: str | None,

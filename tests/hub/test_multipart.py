@@ -7,6 +7,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
 from publisher.hub.server.multipart import Assembler
 
 PART = 1000
@@ -36,7 +38,7 @@ def test_out_of_order_missing_and_resent_parts(tmp_path: Path) -> None:
         a.write_part("cd", n, (n - 1) * PART, parts[n - 1])
     assert a.missing("cd", 3) == [2]
     a.write_part("cd", 2, PART, parts[1])
-    assert a.assembled("cd", 3)[1] == hashlib.sha256(data).hexdigest()  # read back: part 3 came early
+    assert a.assembled("cd", 3)[1] == hashlib.sha256(data).hexdigest()
 
     b = Assembler(tmp_path / "b")
     for n, part in enumerate(parts, 1):
@@ -45,3 +47,22 @@ def test_out_of_order_missing_and_resent_parts(tmp_path: Path) -> None:
     b.write_part("ef", 2, PART, other)  # sent again, other bytes: the digest must be of what is on disk
     path, digest = b.assembled("ef", 3)
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data[:PART] + other + data[2 * PART :]).hexdigest()
+
+
+def test_parts_finished_early_are_hashed_when_their_turn_comes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few parts on the wire at once finish out of order: caught up part by part, never read back whole."""
+    data = os.urandom(5 * PART + 3)
+    a = Assembler(tmp_path)
+    parts = _parts(data)
+    for n in (2, 3, 1, 6, 5, 4):  # 2 and 3 wait for 1; 6 and 5 for 4
+        a.write_part("gh", n, (n - 1) * PART, parts[n - 1])
+    real_open = open
+    reads: list[str] = []
+
+    def spy(path: object, *args: object, **kwargs: object) -> object:
+        reads.append(str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("builtins.open", spy)
+    _path, digest = a.assembled("gh", 6)
+    assert reads == [] and digest == hashlib.sha256(data).hexdigest()  # ready: the object was not read again

@@ -1,11 +1,13 @@
 """Multipart LFS uploads assembled in place: each part written at its offset of one file, hashed as it arrives.
 
-huggingface_hub sends a large LFS object as numbered parts, one after another. Each part is
+huggingface_hub sends a large LFS object as numbered parts, one after another; a streaming
+release sends a few at once, so they finish nearly, not exactly, in order. Each part is
 written straight to its offset in the upload's single file (no part files to join later) and,
-when it is the next part in order, fed to the object's running sha256; a marker file per part
-records that it is complete. At completion the digest is ready, so the object's bytes are not
-read again. Parts that arrive out of order or twice (or a server restarted between parts) are
-still correct: the digest is then computed from the assembled file.
+when it is the next part in order, fed to the object's running sha256, followed by the parts
+that had finished before it (read back from the file, still in the page cache); a marker file
+per part records that it is complete. At completion the digest is ready, so the link is not
+idle while the object is read again. Parts sent twice (or a server restarted between parts)
+are still correct: the digest is then computed from the assembled file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ OBJECT = "object"
 class _Progress:
     hash: Any = field(default_factory=hashlib.sha256)  # sha256 of parts 1 .. next - 1
     next: int = 1
+    ahead: dict[int, tuple[int, int]] = field(default_factory=dict)  # part → (offset, length): written, not hashed
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -58,8 +61,29 @@ class Assembler:
             if progress.next == number:
                 progress.hash.update(data)
                 progress.next += 1
+                self._catch_up(folder / OBJECT, progress)
             elif number < progress.next:
                 progress.next = 0  # a part sent again may differ from what was hashed: read back at the end
+            elif progress.next:
+                progress.ahead[number] = (offset, len(data))
+
+    @staticmethod
+    def _catch_up(path: Path, progress: _Progress) -> None:
+        """Hash the parts that finished before their turn and now follow the hashed ones."""
+        if progress.next not in progress.ahead:
+            return
+        with open(path, "rb") as f:
+            while progress.next in progress.ahead:
+                offset, length = progress.ahead.pop(progress.next)
+                f.seek(offset)
+                while length:
+                    block = f.read(min(length, 8 << 20))
+                    if not block:
+                        progress.next = 0  # the file is shorter than its parts: read back at the end
+                        return
+                    progress.hash.update(block)
+                    length -= len(block)
+                progress.next += 1
 
     def missing(self, nonce: object, parts: int) -> list[int]:
         folder = self.folder(nonce)
