@@ -58,7 +58,13 @@ def send(obj: LfsObject, repo_id: str, *, endpoint: str, token: str | None,
             call(lambda: _put(href, fd, 0, obj.size), f"uploading {name} to {repo_id}")
         else:
             etags = _send_parts(obj, fd, header, repo_id, call=call, freed=freed)
-            call(lambda: _post(href, {"oid": obj.sha256, "parts": etags}), f"completing {name} in {repo_id}")
+            try:
+                call(lambda: _post(href, {"oid": obj.sha256, "parts": etags}), f"completing {name} in {repo_id}")
+            except Exception:
+                # A completion whose answer was lost, tried again, is refused (its parts are gone):
+                # the object may be whole on the server all the same.
+                if _batch(obj, repo_id, endpoint=endpoint, token=token, call=call).get("actions"):
+                    raise
     verify = action["actions"].get("verify")
     if verify:
         from huggingface_hub.utils import build_hf_headers

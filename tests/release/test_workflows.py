@@ -105,7 +105,7 @@ def test_one_writer_per_repo_and_the_token_from_secrets() -> None:
     assert release["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
     assert '--only "${names[@]}"' in release["run"] and "--changed-since" in release["run"]
     # streaming: parents by Range requests, shards uploaded as written; nothing downloaded to cache
-    assert "--stream --max-shard-size 2GB" in release["run"]
+    assert "--stream --max-shard-size 1GB" in release["run"]
     assert not [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")]
 
 

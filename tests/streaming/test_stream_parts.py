@@ -97,3 +97,62 @@ def test_parts_are_freed_as_sent_and_a_failed_part_is_sent_again_alone(parents: 
             n = int.from_bytes(f.read(8), "little")
             assert f.read(n).startswith(b"{"), p
         assert used <= 64 << 10, p
+
+
+def test_killed_with_a_shard_partly_freed_rebuilds_that_shard(parents: Parents, tmp_path: Path) -> None:
+    """A kill while a shard's first parts are freed and the rest is on the wire: the rerun cannot send
+    the freed bytes, so it builds that shard again, and ends with the same bytes and one commit."""
+    api = parents.api()
+    expected = _plain_build(parents, tmp_path)
+    parents.server.app.settings.multipart_threshold = PART
+    parents.server.app.settings.chunk_size = PART
+    go, marker = threading.Event(), tmp_path / "paused"
+    pause = FaultRule("pause", path=r"^/lfs-upload/[^/]+/4$", method="PUT", seconds=120, marker=str(marker), resume=go)
+    parents.server.faults.add(pause)
+    recipe = tmp_path / "streamed.yaml"
+    recipe.write_text(recipe_text("acme/base-a", "acme/base-b"))
+    client = _mk(tmp_path / "client")
+    env = dict(os.environ, PYTHONPATH=str(ROOT_DIR), **_env(parents, client))
+    args = [sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(client / "out"), "--quiet",
+            "--no-measure", "--max-shard-size", str(SHARD), "--publish"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (found := _partly_freed(client)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert found, proc.stderr.read() if proc.poll() is not None and proc.stderr else _allocated(client)
+        proc.kill()
+        proc.wait(30)
+    finally:
+        go.set()  # the held request goes on; its upload is never completed
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _commits(api, "alice/streamed") == ["initial commit"]
+    parents.server.faults.clear()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _published(api, "alice/streamed") == expected
+    assert _commits(api, "alice/streamed") == ["Publish v1.0.0", "initial commit"]
+    assert _commits(api, "alice/streamed-FP8") == ["Publish v1.0.0", "initial commit"]
+
+
+def test_a_completion_lost_after_the_object_was_stored_is_not_a_failure(parents: Parents, tmp_path: Path) -> None:
+    """The server stores the object, then its answer to the completion is lost (a 500 here): the
+    completion tried again is refused, its parts being gone, but the object is there, so all is well."""
+    api = parents.api()
+    expected = _plain_build(parents, tmp_path)
+    parents.server.app.settings.multipart_threshold = PART
+    parents.server.app.settings.chunk_size = PART
+    lost = parents.server.faults.add(FaultRule("raise", path="lfs.after-complete", point=True, times=1))
+    recipe = tmp_path / "streamed.yaml"
+    recipe.write_text(recipe_text("acme/base-a", "acme/base-b"))
+    client = _mk(tmp_path / "client")
+    done = subprocess.run([sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(client / "out"),
+                           "--quiet", "--no-measure", "--max-shard-size", str(SHARD), "--publish"],
+                          env=dict(os.environ, PYTHONPATH=str(ROOT_DIR), **_env(parents, client)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert lost.fired == 1
+    assert _published(api, "alice/streamed") == expected
+    assert _commits(api, "alice/streamed") == ["Publish v1.0.0", "initial commit"]

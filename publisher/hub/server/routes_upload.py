@@ -191,6 +191,7 @@ def register(app: HubApp, router: Router) -> None:
             repo.lfs.adopt(repo.path, claims["o"], claims["s"], path, digest)
         finally:
             parts.discard(claims["nonce"])
+        app.faults.point("lfs.after-complete", repo=f"{claims['r'][1]}/{claims['r'][2]}")  # stored, not yet answered
         return Response.json({})
 
     def verify(req: Request) -> Response:
