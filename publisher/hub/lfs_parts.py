@@ -15,7 +15,7 @@ its own retries off, ``hf_raise_for_status``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,15 +107,31 @@ def _send_parts(obj: LfsObject, fd: int, header: dict[str, str], repo_id: str, *
         pool.shutdown(wait=True, cancel_futures=True)  # after a failure: the parts not started never are
 
 
-def _batch(obj: LfsObject, repo_id: str, *, endpoint: str, token: str | None,
-           call: Callable[[Callable[[], Any], str], Any]) -> dict[str, Any]:
+def held(repo_id: str, objects: Sequence[tuple[str, int]], *, endpoint: str, token: str | None,
+         call: Callable[[Callable[[], Any], str], Any]) -> set[str]:
+    """The sha256s among ``objects`` (sha256, size) whose LFS object the repo already holds."""
+    actions, _errors = _ask(repo_id, objects, endpoint=endpoint, token=token, call=call,
+                            what=f"checking uploads in {repo_id}")
+    return {a["oid"] for a in actions if not a.get("actions")}
+
+
+def _ask(repo_id: str, objects: Sequence[tuple[str, int]], *, endpoint: str, token: str | None,
+         call: Callable[[Callable[[], Any], str], Any], what: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The LFS batch API's answer for ``objects``: (actions, errors)."""
     from huggingface_hub.lfs import UploadInfo, post_lfs_batch_info
 
-    info = UploadInfo(size=obj.size, sample=b"", sha256=bytes.fromhex(obj.sha256))
+    infos = [UploadInfo(size=size, sample=b"", sha256=bytes.fromhex(sha)) for sha, size in objects]
     actions, errors, _ = call(
-        lambda: post_lfs_batch_info(upload_infos=[info], token=token, repo_type="model", repo_id=repo_id,
+        lambda: post_lfs_batch_info(upload_infos=infos, token=token, repo_type="model", repo_id=repo_id,
                                     endpoint=endpoint),
-        f"asking {repo_id} where to upload {obj.path.name}")
+        what)
+    return actions, errors
+
+
+def _batch(obj: LfsObject, repo_id: str, *, endpoint: str, token: str | None,
+           call: Callable[[Callable[[], Any], str], Any]) -> dict[str, Any]:
+    actions, errors = _ask(repo_id, [(obj.sha256, obj.size)], endpoint=endpoint, token=token, call=call,
+                           what=f"asking {repo_id} where to upload {obj.path.name}")
     for err in errors:
         message = (err.get("error") or {}).get("message", "refused")
         raise HubError(f"{repo_id} refused the upload of {obj.path.name}: {message}",

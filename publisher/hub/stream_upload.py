@@ -213,24 +213,14 @@ class HubShardSink:
 
     def _held(self, shards: list[DoneShard]) -> set[str]:
         """Keys of the shards whose LFS object the server holds in their repo (the LFS batch API)."""
-        from huggingface_hub.lfs import UploadInfo, post_lfs_batch_info
-
         held: set[str] = set()
         by_repo: dict[str, list[DoneShard]] = {}
         for d in shards:
             by_repo.setdefault(self.target(d.key)[0], []).append(d)
         for repo_id, items in by_repo.items():
-            infos = [UploadInfo(size=d.digest.size, sample=b"", sha256=bytes.fromhex(d.digest.sha256)) for d in items]
-
-            def batch(infos: list[UploadInfo] = infos, repo_id: str = repo_id) -> list[dict[str, Any]]:
-                actions, _errors, _ = post_lfs_batch_info(
-                    upload_infos=infos, token=oidc.token_for(self.api, repo_id, self.token), repo_type="model",
-                    repo_id=repo_id,
-                    endpoint=self.api.endpoint,
-                )
-                return actions
-
-            present = {a["oid"] for a in self._call(batch, f"checking uploads in {repo_id}") if not a.get("actions")}
+            present = lfs_parts.held(repo_id, [(d.digest.sha256, d.digest.size) for d in items],
+                                     endpoint=self.api.endpoint, token=oidc.token_for(self.api, repo_id, self.token),
+                                     call=self._call)
             held |= {d.key for d in items if d.digest.sha256 in present}
         return held
 

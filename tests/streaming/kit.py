@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -79,3 +82,14 @@ def cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.Compl
 def disk_files(root: Path) -> dict[str, int]:
     """Every file under root with the bytes it really occupies (sparse holes count nothing)."""
     return {p.relative_to(root).as_posix(): p.stat().st_blocks * 512 for p in root.rglob("*") if p.is_file()}
+
+
+T = TypeVar("T")
+
+
+def wait_while_running(proc: subprocess.Popen[str], ready: Callable[[], T], seconds: float = 180) -> T:
+    """``ready()`` polled until it is truthy, ``proc`` has ended, or ``seconds`` have passed; its last value."""
+    deadline = time.monotonic() + seconds
+    while not (value := ready()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value

@@ -30,6 +30,7 @@ import trustme
 from publisher.hub import ranged
 from publisher.hub.ranged import RangeClient
 from publisher.hub.remote import Retry, is_transient
+from tests.streaming.test_range_client import _read
 
 DATA = os.urandom(300_000)
 TIMEOUT_S = 5.0  # every socket here: a hang fails the test instead of stalling the suite
@@ -246,15 +247,6 @@ def certifi(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp
     module = types.ModuleType("certifi")
     setattr(module, "where", lambda: str(bundle))  # noqa: B010 - a module made here has no declared attribute
     monkeypatch.setitem(sys.modules, "certifi", module)
-
-
-def _read(url: str, start: int, sizes: list[int], client: RangeClient | None = None) -> bytes:
-    bufs = [bytearray(n) for n in sizes]
-    c = client or RangeClient()
-    c.read_into(url, {"Authorization": "Bearer hf_secret"}, start, sum(sizes), [memoryview(b) for b in bufs])
-    if client is None:
-        c.close()
-    return b"".join(bufs)
 
 
 def test_https_ranges_with_the_ca_from_ssl_cert_file_over_one_kept_alive_connection(

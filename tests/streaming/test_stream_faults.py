@@ -17,7 +17,7 @@ from huggingface_hub import HfApi
 from publisher.hub.server import FaultRule
 from publisher.hub.server.objects import RepoKey
 from tests.streaming.conftest import Parents
-from tests.streaming.kit import ROOT_DIR, cli, recipe_text
+from tests.streaming.kit import ROOT_DIR, cli, recipe_text, wait_while_running
 from tests.streaming.test_stream_release import SHARD, _env, _mk, _repo_files
 
 UPLOAD = "PUT /lfs-upload/{ticket}"
@@ -81,10 +81,7 @@ def test_killed_release_resumes_without_resending(parents: Parents, tmp_path: Pa
     finished_start = parents.server.app.finished[UPLOAD]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), proc.stderr.read() if proc.stderr else ""
+        assert wait_while_running(proc, marker.exists), proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGKILL)  # killed while its third shard is on the wire
         proc.wait(30)
     finally:

@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import threading
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from publisher.hub.server import FaultRule
 from tests.streaming.conftest import Parents
-from tests.streaming.kit import ROOT_DIR, recipe_text
+from tests.streaming.kit import ROOT_DIR, recipe_text, wait_while_running
 from tests.streaming.test_stream_faults import _commits, _plain_build, _published
 from tests.streaming.test_stream_release import SHARD, DiskSampler, _env, _mk
 
@@ -45,36 +45,53 @@ def _partly_freed(root: Path) -> list[Path]:
     return out
 
 
-def test_parts_are_freed_as_sent_and_a_failed_part_is_sent_again_alone(parents: Parents, tmp_path: Path) -> None:
-    api = parents.api()
-    expected = _plain_build(parents, tmp_path)
+@dataclass
+class _Release:
+    """A streamed release of the stand-ins on a local Hub that takes objects in PART-byte parts."""
+
+    args: list[str]
+    env: dict[str, str]
+    client: Path
+
+    def start(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.args, env=self.env, capture_output=True, text=True, timeout=300)
+
+
+def _in_parts(parents: Parents, tmp_path: Path) -> _Release:
     parents.server.app.settings.multipart_threshold = PART
     parents.server.app.settings.chunk_size = PART
-    go, marker = threading.Event(), tmp_path / "paused"
-    pause = FaultRule("pause", path=r"^/lfs-upload/[^/]+/4$", method="PUT", seconds=120, marker=str(marker), resume=go)
-    fail = FaultRule("status", path=r"^/lfs-upload/[^/]+/5$", method="PUT", status=500, times=1)
-    parents.server.faults.add(pause)
-    parents.server.faults.add(fail)
-    routed = parents.server.app.stats[PART_PUT]
     recipe = tmp_path / "streamed.yaml"
     recipe.write_text(recipe_text("acme/base-a", "acme/base-b"))
     client = _mk(tmp_path / "client")
-    env = dict(os.environ, PYTHONPATH=str(ROOT_DIR), **_env(parents, client))
-    args = [sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(client / "out"), "--quiet",
-            "--no-measure", "--max-shard-size", str(SHARD), "--publish"]
-    with DiskSampler(client) as disk:
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return _Release([sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(client / "out"), "--quiet",
+                     "--no-measure", "--max-shard-size", str(SHARD), "--publish"],
+                    dict(os.environ, PYTHONPATH=str(ROOT_DIR), **_env(parents, client)), client)
+
+
+def _hold_part_4(parents: Parents) -> tuple[FaultRule, threading.Event]:
+    """The first request for a 4th part waits on the wire until the event is set."""
+    go = threading.Event()
+    return parents.server.faults.add(FaultRule("pause", path=r"^/lfs-upload/[^/]+/4$", method="PUT", seconds=120,
+                                               resume=go)), go
+
+
+def test_parts_are_freed_as_sent_and_a_failed_part_is_sent_again_alone(parents: Parents, tmp_path: Path) -> None:
+    api = parents.api()
+    expected = _plain_build(parents, tmp_path)
+    release = _in_parts(parents, tmp_path)
+    pause, go = _hold_part_4(parents)
+    fail = parents.server.faults.add(FaultRule("status", path=r"^/lfs-upload/[^/]+/5$", method="PUT", status=500, times=1))
+    routed = parents.server.app.stats[PART_PUT]
+    with DiskSampler(release.client) as disk:
+        proc = release.start()
         try:
-            deadline = time.monotonic() + 180
-            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert marker.exists(), proc.stderr.read() if proc.stderr else ""
-            # The 4th part of a shard is held on the wire: parts 1-3 get answered (three go at once), so
+            # The 4th part of a shard is held on the wire: parts 1-3 get answered (they go at once), so
             # their bytes, but not the header's nor the held part's, leave the disk while it waits.
-            deadline = time.monotonic() + 60
-            while not (found := _partly_freed(client)) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert found, _allocated(client)
+            found = wait_while_running(proc, lambda: _partly_freed(release.client))
+            assert found, proc.stderr.read() if proc.poll() is not None and proc.stderr else _allocated(release.client)
             go.set()
             _, stderr = proc.communicate(timeout=300)
         finally:
@@ -92,7 +109,7 @@ def test_parts_are_freed_as_sent_and_a_failed_part_is_sent_again_alone(parents: 
     assert parents.server.app.stats[PART_PUT] - routed == sum(math.ceil(n / PART) for n in sizes)
     assert disk.samples > 20 and disk.peak_shards <= 2 * SHARD, disk.peak_shards
     # The header of every shard is still there for the card stage; the data is gone.
-    for p, (_size, used) in _allocated(client / "out").items():
+    for p, (_size, used) in _allocated(release.client / "out").items():
         with p.open("rb") as f:
             n = int.from_bytes(f.read(8), "little")
             assert f.read(n).startswith(b"{"), p
@@ -104,23 +121,12 @@ def test_killed_with_a_shard_partly_freed_rebuilds_that_shard(parents: Parents, 
     the freed bytes, so it builds that shard again, and ends with the same bytes and one commit."""
     api = parents.api()
     expected = _plain_build(parents, tmp_path)
-    parents.server.app.settings.multipart_threshold = PART
-    parents.server.app.settings.chunk_size = PART
-    go, marker = threading.Event(), tmp_path / "paused"
-    pause = FaultRule("pause", path=r"^/lfs-upload/[^/]+/4$", method="PUT", seconds=120, marker=str(marker), resume=go)
-    parents.server.faults.add(pause)
-    recipe = tmp_path / "streamed.yaml"
-    recipe.write_text(recipe_text("acme/base-a", "acme/base-b"))
-    client = _mk(tmp_path / "client")
-    env = dict(os.environ, PYTHONPATH=str(ROOT_DIR), **_env(parents, client))
-    args = [sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(client / "out"), "--quiet",
-            "--no-measure", "--max-shard-size", str(SHARD), "--publish"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    release = _in_parts(parents, tmp_path)
+    _pause, go = _hold_part_4(parents)
+    proc = release.start()
     try:
-        deadline = time.monotonic() + 180
-        while not (found := _partly_freed(client)) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert found, proc.stderr.read() if proc.poll() is not None and proc.stderr else _allocated(client)
+        found = wait_while_running(proc, lambda: _partly_freed(release.client))
+        assert found, proc.stderr.read() if proc.poll() is not None and proc.stderr else _allocated(release.client)
         proc.kill()
         proc.wait(30)
     finally:
@@ -130,7 +136,7 @@ def test_killed_with_a_shard_partly_freed_rebuilds_that_shard(parents: Parents, 
             proc.wait()
     assert _commits(api, "alice/streamed") == ["initial commit"]
     parents.server.faults.clear()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    done = release.run()
     assert done.returncode == 0, done.stderr
     assert _published(api, "alice/streamed") == expected
     assert _commits(api, "alice/streamed") == ["Publish v1.0.0", "initial commit"]
@@ -142,16 +148,9 @@ def test_a_completion_lost_after_the_object_was_stored_is_not_a_failure(parents:
     completion tried again is refused, its parts being gone, but the object is there, so all is well."""
     api = parents.api()
     expected = _plain_build(parents, tmp_path)
-    parents.server.app.settings.multipart_threshold = PART
-    parents.server.app.settings.chunk_size = PART
+    release = _in_parts(parents, tmp_path)
     lost = parents.server.faults.add(FaultRule("raise", path="lfs.after-complete", point=True, times=1))
-    recipe = tmp_path / "streamed.yaml"
-    recipe.write_text(recipe_text("acme/base-a", "acme/base-b"))
-    client = _mk(tmp_path / "client")
-    done = subprocess.run([sys.executable, "-m", "publisher.cli", "build", str(recipe), "--out", str(client / "out"),
-                           "--quiet", "--no-measure", "--max-shard-size", str(SHARD), "--publish"],
-                          env=dict(os.environ, PYTHONPATH=str(ROOT_DIR), **_env(parents, client)),
-                          capture_output=True, text=True, timeout=300)
+    done = release.run()
     assert done.returncode == 0, done.stderr
     assert lost.fired == 1
     assert _published(api, "alice/streamed") == expected
